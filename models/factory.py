@@ -1,0 +1,108 @@
+"""`create_model(spec)`: the one way to turn a model spec into a ready `Encoder`."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from open_clip.transform import image_transform
+from safetensors.torch import load_file
+
+from models import tiny
+from models.checkpoint import apply_checkpoint, load_checkpoint
+from models.encoder import Encoder, resolve_device, resolve_precision
+from models.fingerprint import combine, file_sha256
+from models.spec import ModelSpec, SpecError, parse_spec
+
+log = logging.getLogger(__name__)
+
+RANDOM_SEED = 0  # `openclip:ARCH/random` is reproducible: same spec, same weights
+
+
+def create_model(spec: str | ModelSpec, *, device: str | torch.device = "auto", precision: str = "auto") -> Encoder:
+    """Build the model a spec names, on `device` ("auto" → CUDA when present), in eval mode."""
+    parsed = parse_spec(spec) if isinstance(spec, str) else spec
+    target = resolve_device(device)
+    dtype = resolve_precision(target, precision)
+    encoder = _build_on_cpu(parsed)
+    encoder.model.to(device=target, dtype=dtype).eval()
+    encoder.device, encoder.dtype = target, dtype
+    return encoder
+
+
+def _build_on_cpu(spec: ModelSpec) -> Encoder:
+    if spec.kind == "embedded":
+        return _build_tiny() if spec.name == "tiny" else _build_tiny_base()
+    if spec.kind == "openclip":
+        return _build_openclip(spec)
+    return _build_checkpoint(spec.path)
+
+
+def _build_tiny_base() -> Encoder:
+    folder = tiny.TINY_BASE_DIR
+    weights = folder / tiny.IMAGE_TOWER_FILE
+    if not weights.is_file():
+        raise SpecError(f"tiny-base weights are missing ({weights}); rebuild them with `pcclip train-base`")
+    config = tiny.read_config(folder)
+    model = tiny.build_tiny_clip(config)
+    state = load_file(str(weights))
+    missing = set(tiny.image_tower_state(model)) - set(state)
+    if missing:
+        raise SpecError(f"{weights} lacks {len(missing)} image-tower parameters, e.g. {sorted(missing)[0]}")
+    model.load_state_dict(state, strict=False)
+    text_weights = tiny.minilm_dir() / "model.safetensors"
+    fingerprint = combine("tiny-base", file_sha256(weights), file_sha256(text_weights))
+    return tiny_encoder(model, config, spec="tiny-base", fingerprint=fingerprint)
+
+
+def _build_tiny() -> Encoder:
+    if (tiny.TINY_DIR / "metadata.json").is_file():
+        encoder = _build_checkpoint(tiny.TINY_DIR)
+        encoder.spec = "tiny"
+        return encoder
+    encoder = _build_tiny_base()
+    encoder.spec = "tiny"
+    encoder.notes.append("tiny resolves to tiny-base: the PC-CLIP finetune of the embedded model is not shipped yet")
+    return encoder
+
+
+def tiny_encoder(model, config: dict, *, spec: str, fingerprint: str) -> Encoder:
+    """Wrap a tiny CLIP with its transform and tokenizer (also used by `train-base`)."""
+    from open_clip.tokenizer import HFTokenizer
+
+    resolved = tiny.resolve_config(config)
+    text_cfg = resolved["text_cfg"]
+    preprocess = image_transform(resolved["vision_cfg"]["image_size"], is_train=False)
+    tokenizer = HFTokenizer(text_cfg["hf_tokenizer_name"], context_length=text_cfg["context_length"])
+    return Encoder(
+        model=model, preprocess=preprocess, tokenizer=tokenizer, spec=spec, fingerprint=fingerprint,
+        device=torch.device("cpu"), dtype=torch.float32, base=spec,
+    )
+
+
+def _build_openclip(spec: ModelSpec) -> Encoder:
+    import open_clip
+
+    random = spec.pretrained == "random"
+    if random:
+        torch.manual_seed(RANDOM_SEED)
+    model, _, preprocess = open_clip.create_model_and_transforms(
+        spec.arch, pretrained=None if random else spec.pretrained, pretrained_text=False
+    )
+    tokenizer = open_clip.get_tokenizer(spec.arch)
+    notes = ["random weights: answers are meaningless; for benchmarks only"] if random else []
+    return Encoder(
+        model=model, preprocess=preprocess, tokenizer=tokenizer, spec=str(spec), fingerprint=combine(str(spec)),
+        device=torch.device("cpu"), dtype=torch.float32, base=str(spec), notes=notes,
+    )
+
+
+def _build_checkpoint(folder: Path) -> Encoder:
+    checkpoint = load_checkpoint(folder)
+    encoder = _build_on_cpu(parse_spec(checkpoint.base))
+    apply_checkpoint(encoder.model, checkpoint, base_fingerprint=encoder.fingerprint)
+    encoder.fingerprint = combine(encoder.fingerprint, checkpoint.sha256)
+    encoder.spec = str(Path(folder))
+    encoder.base = checkpoint.base
+    return encoder

@@ -1,0 +1,94 @@
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from models import create_model
+from models.encoder import resolve_device, resolve_precision
+
+
+def drawn(color: str, size: tuple[int, int] = (64, 64)) -> Image.Image:
+    image = Image.new("RGB", size, "white")
+    ImageDraw.Draw(image).ellipse((10, 10, size[0] - 10, size[1] - 10), fill=color)
+    return image
+
+
+IMAGES = [drawn("red"), drawn("blue", (80, 50)), drawn("green"), Image.new("RGBA", (30, 30), (0, 0, 0, 0))]
+TEXTS = ["a red circle", "a blue square", "three small green triangles on the left", ""]
+
+
+def test_embeddings_are_unit_norm_float32(encoder):
+    for vectors in (encoder.encode_images(IMAGES), encoder.encode_texts(TEXTS)):
+        assert vectors.dtype == torch.float32
+        assert vectors.shape[1] == encoder.embed_dim
+        torch.testing.assert_close(vectors.norm(dim=1), torch.ones(len(vectors)))
+
+
+def test_batching_gives_the_same_vectors_as_one_by_one(encoder):
+    batched = encoder.encode_images(IMAGES, batch_size=3)
+    single = torch.cat([encoder.encode_images([image]) for image in IMAGES])
+    torch.testing.assert_close(batched, single, atol=1e-5, rtol=0)
+    batched_texts = encoder.encode_texts(TEXTS, batch_size=3)
+    single_texts = torch.cat([encoder.encode_texts([text]) for text in TEXTS])
+    torch.testing.assert_close(batched_texts, single_texts, atol=1e-5, rtol=0)
+
+
+def test_transparency_is_composited_on_white(encoder):
+    transparent = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+    white = Image.new("RGB", (32, 32), "white")
+    torch.testing.assert_close(encoder.encode_images([transparent]), encoder.encode_images([white]))
+
+
+def test_empty_inputs_give_empty_matrices(encoder):
+    assert encoder.encode_images([]).shape == (0, encoder.embed_dim)
+    assert encoder.encode_texts([]).shape == (0, encoder.embed_dim)
+
+
+def test_text_tower_is_the_minilm_sentence_encoder(encoder):
+    # LiT-style: tiny-base's text side is MiniLM mean pooling, which knows paraphrases
+    a, b, c = encoder.encode_texts(["a photo of a dog", "a picture of a puppy", "a bowl of soup"])
+    assert a @ b > a @ c + 0.2
+
+
+def test_info_names_spec_fingerprint_and_device(encoder):
+    info = encoder.info()
+    assert info["spec"] == "tiny-base"
+    assert len(info["fingerprint"]) == 64
+    assert info["device"] == "cpu" and info["dtype"] == "float32"
+
+
+def test_fingerprint_is_stable_across_loads(encoder):
+    assert create_model("tiny-base", device="cpu").fingerprint == encoder.fingerprint
+
+
+def test_tiny_says_what_it_resolves_to():
+    tiny = create_model("tiny", device="cpu")
+    assert tiny.spec == "tiny"
+    assert tiny.info()["notes"] or tiny.base == "tiny-base"
+
+
+def test_random_openclip_models_are_reproducible():
+    first = create_model("openclip:ViT-S-32/random", device="cpu")
+    second = create_model("openclip:ViT-S-32/random", device="cpu")
+    image = [drawn("red")]
+    torch.testing.assert_close(first.encode_images(image), second.encode_images(image))
+    assert first.fingerprint == second.fingerprint
+    assert "random" in " ".join(first.notes)
+
+
+@pytest.mark.parametrize(
+    ("device", "precision", "expected"), [("cpu", "auto", torch.float32), ("cpu", "bf16", torch.bfloat16)]
+)
+def test_precision_is_resolved_in_one_place(device, precision, expected):
+    assert resolve_precision(resolve_device(device), precision) == expected
+
+
+def test_asking_for_cuda_without_a_gpu_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        resolve_device("cuda")
+
+
+def test_unknown_precision_is_refused():
+    with pytest.raises(ValueError, match="unknown precision"):
+        resolve_precision(torch.device("cpu"), "fp8")
