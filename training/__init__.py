@@ -1,0 +1,1 @@
+"""Offline PC-CLIP training: data sources, pairs, difference texts, finetuning, evaluation."""
