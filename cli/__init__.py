@@ -1,0 +1,1 @@
+"""The `pcclip` command line: composes the commands of `app` and `training`."""

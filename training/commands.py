@@ -1,0 +1,128 @@
+"""The `training` commands of the `pcclip` CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from training import base_model
+from training import finetune as finetuning
+from training.probes import base_model_probes
+from training.zero_shot import evaluate_probes
+
+DEFAULTS = base_model.BaseTrainConfig()
+FINETUNE = finetuning.FinetuneConfig(pairs="")
+DEFAULT_CACHE = Path.home() / ".cache" / "pcclip" / "embeddings"
+
+
+def train_base(
+    out: Annotated[Path, typer.Option(help="Folder for config.json, image_tower.safetensors and report.json.")],
+    steps: Annotated[int, typer.Option(help="Optimizer steps (~0.5 s each on 2 CPU cores).")] = DEFAULTS.steps,
+    batch_size: Annotated[int, typer.Option(help="Images per step.")] = DEFAULTS.batch_size,
+    lr: Annotated[float, typer.Option(help="Peak AdamW learning rate.")] = DEFAULTS.lr,
+    seed: Annotated[int, typer.Option(help="Seed for data, initialisation and batches.")] = DEFAULTS.seed,
+) -> None:
+    """Train tiny-base's image tower against the frozen MiniLM text tower, then evaluate it."""
+    config = base_model.BaseTrainConfig(seed=seed, steps=steps, batch_size=batch_size, lr=lr)
+    probes = base_model_probes(seed=seed)
+    report = base_model.run(out, config, evaluate=lambda encoder: evaluate_probes(encoder, probes))
+    typer.echo(f"wrote {out}: {base_model.summary(report)}")
+
+
+def finetune(
+    pairs: Annotated[Path, typer.Option(help="Pairs JSONL written by `pcclip pairs`.", exists=True, dir_okay=False)],
+    out: Annotated[Path, typer.Option(help="Checkpoint folder (reused to resume an interrupted run).")],
+    base: Annotated[str, typer.Option(help="Model spec of the base model.")] = FINETUNE.base,
+    epochs: Annotated[int, typer.Option(help="Passes over the training pairs (paper: 20).")] = FINETUNE.epochs,
+    batch_size: Annotated[int, typer.Option(help="Pairs per step; in-batch negatives.")] = FINETUNE.batch_size,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (paper: 1e-8 for ViT-L-14).")] = FINETUNE.lr,
+    gamma: Annotated[float, typer.Option(help="ExponentialLR factor per epoch.")] = FINETUNE.gamma,
+    loss: Annotated[str, typer.Option(help="infonce (paper) or mse.")] = FINETUNE.loss,
+    tau: Annotated[float, typer.Option(help="InfoNCE temperature (paper: 1).")] = FINETUNE.tau,
+    grad_accum: Annotated[int, typer.Option(help="Micro-batches per optimizer step.")] = FINETUNE.grad_accum,
+    wise_alpha: Annotated[float, typer.Option(help="Export a·finetuned + (1−a)·base.")] = FINETUNE.wise_alpha,
+    val_fraction: Annotated[float, typer.Option(help="Share of images held out.")] = FINETUNE.val_fraction,
+    export_dtype: Annotated[str, typer.Option(help="float32 or float16 weights.")] = FINETUNE.export_dtype,
+    seed: Annotated[int, typer.Option(help="Seed for the split, shuffling and dropout.")] = FINETUNE.seed,
+    cache_dir: Annotated[Path, typer.Option(help="Image-embedding cache.")] = DEFAULT_CACHE,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Finetune the text tower so difference texts align with image-embedding differences."""
+    try:
+        config = finetuning.FinetuneConfig(
+            pairs=str(pairs), base=base, epochs=epochs, batch_size=batch_size, lr=lr, gamma=gamma, loss=loss,
+            tau=tau, grad_accum=grad_accum, wise_alpha=wise_alpha, val_fraction=val_fraction,
+            export_dtype=export_dtype, seed=seed,
+        )
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+    report = finetuning.run(config, out, cache_dir=cache_dir, device=device)
+    last = report["history"][-1]
+    typer.echo(
+        f"wrote {out}: {report['train_pairs']} train / {report['val_pairs']} val pairs, "
+        f"val accuracy {report['history'][0].get('val_accuracy', float('nan')):.3f} → "
+        f"{last.get('val_accuracy', float('nan')):.3f} in {report['seconds'] / 60:.1f} min"
+    )
+
+
+def evaluate(
+    report: Annotated[Path, typer.Option(help="Folder for report.json, report.md and difference.png.")],
+    model: Annotated[str, typer.Option(help="Model spec to evaluate.")] = "tiny",
+    baseline: Annotated[str, typer.Option(help="Model spec to compare with.")] = "tiny-base",
+    seeds: Annotated[int, typer.Option(help="Seeds per difference task (paper: 5).")] = 5,
+    pairs_per_seed: Annotated[int, typer.Option(help="Held-out pairs per seed (paper: 100 images).")] = 100,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Difference classification, zero-shot and geometry for a model and its baseline."""
+    from training.evaluation.report import evaluate as run_evaluation
+    from training.evaluation.report import headline, write_report
+
+    results = run_evaluation(model, baseline, seeds=seeds, pairs_per_seed=pairs_per_seed, device=device,
+                             progress=lambda message: typer.echo(f"  {message}", err=True))
+    write_report(results, report)
+    top = headline(results)
+    typer.echo(
+        f"wrote {report}: difference {top['model']['difference']:.1%} vs {top['baseline']['difference']:.1%}, "
+        f"zero-shot {top['model']['zero_shot']:.1%} vs {top['baseline']['zero_shot']:.1%}, "
+        f"geometry {top['model']['geometry']:.3f} vs {top['baseline']['geometry']:.3f}"
+    )
+
+
+def pairs(
+    out: Annotated[Path, typer.Option(help="Pairs JSONL to write (appended to: reruns resume).")],
+    source: Annotated[list[str], typer.Option(help="Data source(s); pairs never cross sources.")],
+    describer: Annotated[str, typer.Option(help="attributes, openai or local.")] = "attributes",
+    limit: Annotated[int, typer.Option(help="Pairs to sample (before filtering).")] = 1000,
+    images: Annotated[int, typer.Option(help="Images drawn per source (paper: 1,000 COCO images).")] = 1000,
+    split: Annotated[str, typer.Option(help="Source split to draw images from.")] = "train",
+    min_chars: Annotated[int | None, typer.Option(help="Drop shorter texts (default: 60, 0 for attributes).")] = None,
+    check_direction: Annotated[bool, typer.Option(help="Drop texts whose direction contradicts labels.")] = True,
+    base_url: Annotated[str, typer.Option(help="openai: server URL, e.g. http://llm:8000/v1.")] = "",
+    llm_model: Annotated[str, typer.Option(help="openai: model name the server serves.")] = "",
+    api_key: Annotated[str | None, typer.Option(envvar="PCCLIP_LLM_API_KEY", help="openai: bearer key.")] = None,
+    concurrency: Annotated[int, typer.Option(help="openai: requests in flight.")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed for images, pairs and wording.")] = 0,
+) -> None:
+    """Sample image pairs, describe how the first differs from the second, filter, save."""
+    from training.describers import create_describer
+    from training.pair_builder import build_pairs
+    from training.sources.base import load_source
+    from training.text_filter import PAPER_MIN_CHARS, make_filter
+
+    options: dict[str, object] = {"seed": seed} if describer in ("attributes", "local") else {}
+    if describer == "openai":
+        if not base_url or not llm_model:
+            raise typer.BadParameter("--describer openai needs --base-url and --llm-model")
+        options = {"base_url": base_url, "model": llm_model, "api_key": api_key, "concurrency": concurrency}
+    try:
+        writer = create_describer(describer, **options)
+        samples = [sample for name in source for sample in load_source(name, split=split, limit=images, seed=seed)]
+    except (ValueError, FileNotFoundError) as error:
+        raise typer.BadParameter(str(error)) from error
+    if min_chars is None:
+        min_chars = 0 if describer == "attributes" else PAPER_MIN_CHARS
+    keep = make_filter(min_chars=min_chars, check_direction=check_direction)
+    stats = build_pairs(samples, writer, out, budget=limit, seed=seed, keep=keep)
+    typer.echo(f"wrote {out}: {stats.summary()}")
