@@ -1,0 +1,67 @@
+"""Each metric on handmade embeddings whose right answer is known, then once end to end."""
+
+import random
+
+import pytest
+import torch
+
+from training.evaluation.difference import TASKS, DifferencePair, evaluate_differences, mean_and_error
+from training.evaluation.geometry_check import distance
+from training.evaluation.report import headline, markdown
+from training.zero_shot import accuracy
+
+
+def test_mean_and_standard_error():
+    mean, error = mean_and_error([0.5, 0.7, 0.6])
+    assert mean == pytest.approx(0.6)
+    assert error == pytest.approx(0.1 / 3**0.5)
+    assert mean_and_error([0.4]) == (0.4, 0.0)
+
+
+def test_zero_shot_accuracy_counts_matches():
+    assert accuracy(torch.tensor([0, 2, 1, 1]), [0, 2, 2, 1]) == pytest.approx(0.75)
+
+
+def test_geometry_distance_is_zero_when_the_text_is_the_difference_and_two_when_reversed():
+    a = torch.tensor([[1.0, 0.0, 0.0]])
+    b = torch.tensor([[0.0, 1.0, 0.0]])
+    assert distance(a, b, a - b) == pytest.approx(0.0, abs=1e-6)
+    assert distance(a, b, b - a) == pytest.approx(2.0)
+    assert distance(a, b, torch.tensor([[0.0, 0.0, 1.0]])) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_every_task_draws_distinct_image_pairs_with_texts(task):
+    pairs = TASKS[task](random.Random(0), 4)
+    assert len(pairs) == 4
+    for pair in pairs:
+        assert isinstance(pair, DifferencePair) and pair.text
+        assert pair.first.tobytes() != pair.second.tobytes()
+
+
+def test_difference_evaluation_gives_every_model_the_same_pairs(encoder):
+    results = evaluate_differences({"a": encoder, "b": encoder}, seeds=[0, 1], pairs_per_seed=6,
+                                   tasks={"size": TASKS["size"]})
+    assert results["size"]["a"] == results["size"]["b"]
+    assert 0.0 <= results["size"]["a"]["accuracy"] <= 1.0
+    assert len(results["size"]["a"]["per_seed"]) == 2
+
+
+def test_report_headline_and_markdown_name_every_section():
+    row = {"accuracy": 0.75, "stderr": 0.05, "per_seed": [0.7, 0.8]}
+    base_row = {"accuracy": 0.55, "stderr": 0.05, "per_seed": [0.5, 0.6]}
+    probe = {"accuracy": 0.9, "chance": 0.25, "n": 10, "correct": 9}
+    results = {
+        "models": {"model": {"spec": "tiny", "fingerprint": "f" * 64},
+                   "baseline": {"spec": "tiny-base", "fingerprint": "e" * 64}},
+        "protocol": {"seeds": 2, "pairs_per_seed": 10},
+        "difference": {"size": {"model": row, "baseline": base_row}},
+        "zero_shot": {"model": {"colour": probe}, "baseline": {"colour": probe}},
+        "geometry": {"model": 0.9, "baseline": 1.0},
+    }
+    top = headline(results)
+    assert top["model"]["difference"] == pytest.approx(0.75)
+    assert top["baseline"]["zero_shot"] == pytest.approx(0.9)
+    text = markdown(results)
+    for section in ("Difference classification", "Zero-shot", "Geometry", "+20.0%"):
+        assert section in text

@@ -1,0 +1,114 @@
+"""Finetuning on a small real pairs file made from drawn scenes with exact differences."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from models import create_model, load_checkpoint
+from models.towers import text_block_names
+from training import finetune
+from training.describers.attributes import AttributeDescriber
+from training.embedding_cache import EmbeddingCache
+from training.pair_builder import build_pairs
+from training.sources.base import load_source
+
+
+@pytest.fixture(scope="module")
+def pairs_file(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pairs")
+    samples = load_source("scenes", split="train", limit=40, seed=5)
+    stats = build_pairs(samples, AttributeDescriber(seed=0), folder / "pairs.jsonl", budget=160, seed=0)
+    assert stats.kept > 100
+    return folder / "pairs.jsonl"
+
+
+@pytest.fixture
+def config(pairs_file):
+    return finetune.FinetuneConfig(
+        pairs=str(pairs_file), base="tiny-base", epochs=2, batch_size=32, lr=2e-4, val_fraction=0.2
+    )
+
+
+def test_with_a_warm_cache_the_image_tower_is_never_called(config, tmp_path, encoder):
+    finetune.build_data(encoder, config, tmp_path)  # warms the cache
+    cold_calls = []
+    original = encoder.model.visual.forward
+    encoder.model.visual.forward = lambda *args, **kwargs: cold_calls.append(1) or original(*args, **kwargs)
+    try:
+        warm_train, _ = finetune.build_data(encoder, config, tmp_path)
+    finally:
+        del encoder.model.visual.forward
+    assert cold_calls == []
+    assert len(warm_train) > 0
+
+
+def test_cache_is_keyed_by_fingerprint_and_survives_reopening(tmp_path, encoder, pairs_file):
+    images = sorted((pairs_file.parent / "images").glob("*.png"))[:5]
+    first = EmbeddingCache(tmp_path, encoder).embed(images)
+    reopened = EmbeddingCache(tmp_path, encoder)
+    assert len(reopened) == 5
+    assert torch.equal(reopened.embed(images), first)
+    assert (tmp_path / encoder.fingerprint).is_dir()
+
+
+def test_loss_falls_and_only_text_blocks_move(config, tmp_path):
+    report = finetune.run(replace(config, epochs=3), tmp_path / "run", cache_dir=tmp_path / "cache", device="cpu")
+    losses = [row["train_loss"] for row in report["history"] if "train_loss" in row]
+    assert losses[-1] < losses[0]
+    assert report["history"][-1]["val_loss"] < report["history"][0]["val_loss"]
+
+    base = create_model("tiny-base", device="cpu")
+    tuned = create_model(str(tmp_path / "run"), device="cpu")
+    trainable = set(text_block_names(base.model))
+    base_params = dict(base.model.named_parameters())
+    moved = 0
+    for name, parameter in tuned.model.named_parameters():
+        if name in trainable:
+            moved += not torch.equal(parameter, base_params[name])
+        else:
+            assert torch.equal(parameter, base_params[name]), f"frozen parameter {name} changed"
+    assert moved == len(trainable)
+    assert (tmp_path / "run" / "curve.png").stat().st_size > 1000
+    assert load_checkpoint(tmp_path / "run" / "best").metadata["training"]["epoch"] >= 1
+
+
+def test_a_resumed_run_continues_exactly(config, tmp_path):
+    straight = finetune.run(config, tmp_path / "straight", cache_dir=tmp_path / "cache", device="cpu")
+    finetune.run(replace(config, epochs=1), tmp_path / "resumed", cache_dir=tmp_path / "cache", device="cpu")
+    resumed = finetune.run(config, tmp_path / "resumed", cache_dir=tmp_path / "cache", device="cpu")
+    assert [row["epoch"] for row in resumed["history"]] == [0, 1, 2]
+    assert resumed["history"] == straight["history"]
+    straight_tensors = load_checkpoint(tmp_path / "straight").tensors
+    resumed_tensors = load_checkpoint(tmp_path / "resumed").tensors
+    for name, tensor in straight_tensors.items():
+        assert torch.equal(tensor, resumed_tensors[name])
+
+
+def test_resuming_with_other_settings_is_refused(config, tmp_path):
+    finetune.run(replace(config, epochs=1), tmp_path / "run", cache_dir=tmp_path / "cache", device="cpu")
+    with pytest.raises(ValueError, match=r"other settings \(lr\)"):
+        finetune.run(replace(config, lr=1.0), tmp_path / "run", cache_dir=tmp_path / "cache", device="cpu")
+
+
+def test_wise_averaging_halves_the_way_to_the_base():
+    base = {"w": torch.zeros(3)}
+    tuned = {"w": torch.tensor([2.0, 4.0, -2.0])}
+    torch.testing.assert_close(finetune.wise_average(tuned, base, 0.5)["w"], torch.tensor([1.0, 2.0, -1.0]))
+
+
+@pytest.mark.parametrize("kind", finetune.LOSSES)
+def test_losses_prefer_aligned_texts(kind):
+    torch.manual_seed(0)
+    differences = torch.nn.functional.normalize(torch.randn(8, 16), dim=-1)
+    noise = torch.nn.functional.normalize(torch.randn(8, 16), dim=-1)
+    aligned = finetune.pair_loss(differences, differences, kind, tau=0.1)
+    shuffled = finetune.pair_loss(noise, differences, kind, tau=0.1)
+    assert aligned < shuffled
+
+
+def test_bad_configuration_is_refused(pairs_file):
+    with pytest.raises(ValueError, match="unknown loss"):
+        finetune.FinetuneConfig(pairs=str(pairs_file), loss="hinge")
+    with pytest.raises(ValueError, match="wise_alpha"):
+        finetune.FinetuneConfig(pairs=str(pairs_file), wise_alpha=1.5)

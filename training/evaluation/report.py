@@ -1,0 +1,112 @@
+"""`pcclip eval`: every metric for a model and its baseline, written as JSON, Markdown and PNG."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from models import create_model
+from training.evaluation.difference import evaluate_differences
+from training.evaluation.geometry_check import geometry_distance
+from training.probes import base_model_probes
+from training.zero_shot import evaluate_probes
+
+
+def evaluate(model: str, baseline: str, *, seeds: int = 5, pairs_per_seed: int = 100, device: str = "auto",
+             progress=None) -> dict[str, Any]:
+    encoders = {"model": create_model(model, device=device), "baseline": create_model(baseline, device=device)}
+    say = progress or (lambda message: None)
+    say("difference classification")
+    differences = evaluate_differences(encoders, seeds=range(seeds), pairs_per_seed=pairs_per_seed, progress=say)
+    say("zero-shot classification")
+    probes = base_model_probes(seed=1000)
+    zero_shot = {name: evaluate_probes(encoder, probes) for name, encoder in encoders.items()}
+    say("geometry")
+    geometry = {name: geometry_distance(encoder) for name, encoder in encoders.items()}
+    return {
+        "models": {name: {"spec": e.spec, "fingerprint": e.fingerprint} for name, e in encoders.items()},
+        "protocol": {"seeds": seeds, "pairs_per_seed": pairs_per_seed},
+        "difference": differences,
+        "zero_shot": zero_shot,
+        "geometry": geometry,
+    }
+
+
+def headline(results: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Mean difference accuracy over tasks, mean zero-shot accuracy over probes, geometry."""
+    rows = {}
+    for name in results["models"]:
+        tasks = results["difference"].values()
+        probes = results["zero_shot"][name].values()
+        rows[name] = {
+            "difference": sum(task[name]["accuracy"] for task in tasks) / len(results["difference"]),
+            "zero_shot": sum(probe["accuracy"] for probe in probes) / len(results["zero_shot"][name]),
+            "geometry": results["geometry"][name],
+        }
+    return rows
+
+
+def markdown(results: dict[str, Any]) -> str:
+    models = results["models"]
+    lines = ["# PC-CLIP evaluation", ""]
+    for name, meta in models.items():
+        lines.append(f"- **{name}**: `{meta['spec']}` (fingerprint `{meta['fingerprint'][:12]}`)")
+    top = headline(results)
+    lines += ["", "## Headline", "", "| | model | baseline |", "| --- | --- | --- |"]
+    lines.append(f"| difference classification, mean over tasks | {top['model']['difference']:.1%} | "
+                 f"{top['baseline']['difference']:.1%} |")
+    lines.append(f"| zero-shot, mean over probes | {top['model']['zero_shot']:.1%} | "
+                 f"{top['baseline']['zero_shot']:.1%} |")
+    lines.append(f"| geometry distance (lower is better) | {top['model']['geometry']:.3f} | "
+                 f"{top['baseline']['geometry']:.3f} |")
+    protocol = results["protocol"]
+    lines += ["", "## Difference classification", "",
+              f"Correct iff cos(f(text), ĝ(I₁) − ĝ(I₂)) > 0; chance 50%. {protocol['seeds']} seeds × "
+              f"{protocol['pairs_per_seed']} held-out pairs; mean ± standard error.", "",
+              "| task | model | baseline | gain |", "| --- | --- | --- | --- |"]
+    for task, row in results["difference"].items():
+        m, b = row["model"], row["baseline"]
+        lines.append(f"| {task} | {m['accuracy']:.1%} ± {m['stderr']:.1%} | {b['accuracy']:.1%} ± {b['stderr']:.1%} "
+                     f"| {m['accuracy'] - b['accuracy']:+.1%} |")
+    lines += ["", "## Zero-shot classification", "", "Held-out images, prompt \"This is a photo of …\".", "",
+              "| probe | chance | model | baseline |", "| --- | --- | --- | --- |"]
+    for probe, row in results["zero_shot"]["model"].items():
+        base = results["zero_shot"]["baseline"][probe]
+        lines.append(f"| {probe} | {row['chance']:.0%} | {row['accuracy']:.1%} | {base['accuracy']:.1%} |")
+    lines += ["", "## Geometry", "",
+              "1 − cos(normalize(f(A) − f(B)), f(c_AB)) over colour and shape class prompts; lower is better.", "",
+              f"model {results['geometry']['model']:.3f}, baseline {results['geometry']['baseline']:.3f}", ""]
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(results["difference"])
+    figure, axis = plt.subplots(figsize=(8, 3.8))
+    width = 0.38
+    for offset, name in ((-width / 2, "baseline"), (width / 2, "model")):
+        values = [results["difference"][task][name]["accuracy"] for task in tasks]
+        errors = [results["difference"][task][name]["stderr"] for task in tasks]
+        label = f"{name}: {results['models'][name]['spec']}"
+        axis.bar([i + offset for i in range(len(tasks))], values, width, yerr=errors, label=label)
+    axis.axhline(0.5, color="grey", linestyle=":", linewidth=1)
+    axis.set_xticks(range(len(tasks)), tasks, rotation=20, ha="right")
+    axis.set_ylabel("difference accuracy")
+    axis.set_ylim(0, 1)
+    axis.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def write_report(results: dict[str, Any], folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.json").write_text(json.dumps(results, indent=2) + "\n")
+    (folder / "report.md").write_text(markdown(results))
+    plot(results, folder / "difference.png")
+    return folder

@@ -1,0 +1,281 @@
+"""PC-CLIP finetuning (PAPER.md): align f(T₁₂) with normalize(ĝ(I₁) − ĝ(I₂)).
+
+Only the text transformer blocks train (`models.towers`); the image tower is frozen, so image
+embeddings come from the on-disk cache and a step runs the text tower alone.
+
+    build_data → build_optimizer → for each epoch: train_one_epoch, evaluate, save → export
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from models import create_model, geometry, save_checkpoint
+from models.encoder import Encoder
+from models.towers import text_block_names, text_block_state
+from training.embedding_cache import EmbeddingCache
+from training.pairs import read_pairs, split_by_image
+
+LOSSES = ("infonce", "mse")
+STATE_FILE = "training_state.pt"
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    pairs: str  # a pairs JSONL file (training.pairs)
+    base: str = "tiny-base"  # model spec of the base model
+    epochs: int = 20  # paper: 20
+    batch_size: int = 512  # paper: 512
+    lr: float = 1e-5  # paper: 1e-8 for ViT-L-14; the tiny model needs its own (see README)
+    gamma: float = 0.9  # ExponentialLR factor per epoch (paper: 0.9)
+    loss: str = "infonce"  # "infonce" (paper) or "mse"
+    tau: float = 1.0  # InfoNCE temperature (paper's code: 1)
+    grad_accum: int = 1  # micro-batches per optimizer step; each has its own in-batch negatives
+    val_fraction: float = 0.1  # images held out for validation (pairs across the split dropped)
+    wise_alpha: float = 1.0  # export θ = a·θ_finetuned + (1 − a)·θ_base; paper's code: 0.5
+    seed: int = 0
+    export_dtype: str = "float32"  # "float16" halves the checkpoint
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; expected one of {', '.join(LOSSES)}")
+        if not 0.0 <= self.wise_alpha <= 1.0:
+            raise ValueError(f"wise_alpha must be in [0, 1], got {self.wise_alpha}")
+        if self.batch_size < 2 or self.grad_accum < 1 or self.epochs < 1 or self.tau <= 0:
+            raise ValueError("batch_size ≥ 2, grad_accum ≥ 1, epochs ≥ 1 and tau > 0 are required")
+
+
+@dataclass
+class PairData:
+    tokens: torch.Tensor  # (P, L) long, the difference texts
+    differences: torch.Tensor  # (P, D) normalize(ĝ(I₁) − ĝ(I₂)), from cached image embeddings
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+def build_data(encoder: Encoder, config: FinetuneConfig, cache_dir: Path) -> tuple[PairData, PairData]:
+    """Train and validation pairs (disjoint images) with cached image differences."""
+    pairs_path = Path(config.pairs)
+    records = read_pairs(pairs_path)
+    if not records:
+        raise ValueError(f"{pairs_path}: no pairs")
+    train, val = split_by_image(records, config.val_fraction, config.seed)
+    if not train:
+        raise ValueError(f"{pairs_path}: no training pairs left after holding out validation images")
+    cache = EmbeddingCache(cache_dir, encoder)
+    root = pairs_path.parent
+
+    def to_data(subset) -> PairData:
+        firsts = cache.embed([record.paths(root)[0] for record in subset])
+        seconds = cache.embed([record.paths(root)[1] for record in subset])
+        return PairData(
+            tokens=encoder.tokenize([record.text for record in subset]),
+            differences=geometry.differences(firsts, seconds),
+        )
+
+    return to_data(train), to_data(val) if val else PairData(torch.empty(0, 1).long(), torch.empty(0, 1))
+
+
+def pair_loss(texts: torch.Tensor, differences: torch.Tensor, kind: str, tau: float) -> torch.Tensor:
+    """texts (B, D) normalized text embeddings, differences (B, D) normalized image differences.
+
+    infonce: symmetric cross-entropy over t @ dᵀ / τ with in-batch negatives (the paper's loss).
+    mse: mean squared error between t and d (the variant the paper reports as similar).
+    """
+    if kind == "mse":
+        return F.mse_loss(texts, differences)
+    logits = texts @ differences.T / tau  # (B, B)
+    targets = torch.arange(len(texts), device=texts.device)
+    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+
+
+def freeze_all_but_text_blocks(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    trainable = set(text_block_names(model))
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad = name in trainable
+    return [parameter for name, parameter in model.named_parameters() if name in trainable]
+
+
+def build_optimizer(parameters, config: FinetuneConfig):
+    optimizer = torch.optim.Adam(parameters, lr=config.lr)
+    return optimizer, torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.gamma)
+
+
+def encode_texts_train(encoder: Encoder, tokens: torch.Tensor) -> torch.Tensor:
+    return F.normalize(encoder.model.encode_text(tokens.to(encoder.device)).float(), dim=-1)
+
+
+def train_one_epoch(encoder: Encoder, data: PairData, optimizer, config: FinetuneConfig, epoch: int) -> float:
+    """One pass over shuffled training pairs; returns the mean loss."""
+    encoder.model.train()
+    generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
+    order = torch.randperm(len(data), generator=generator)
+    micro = max(2, config.batch_size // config.grad_accum)
+    batches = [order[i:i + micro] for i in range(0, len(order), micro)]
+    batches = [b for b in batches if len(b) >= 2]  # a batch of one has no negatives
+    losses = []
+    progress = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False)
+    optimizer.zero_grad(set_to_none=True)
+    for step, batch in enumerate(progress, start=1):
+        texts = encode_texts_train(encoder, data.tokens[batch])
+        loss = pair_loss(texts, data.differences[batch].to(encoder.device), config.loss, config.tau)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()} in epoch {epoch + 1}; lower --lr")
+        (loss / config.grad_accum).backward()
+        if step % config.grad_accum == 0 or step == len(batches):
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        progress.set_postfix(loss=f"{loss.item():.4f}")
+    return sum(losses) / max(1, len(losses))
+
+
+@torch.no_grad()
+def evaluate(encoder: Encoder, data: PairData, config: FinetuneConfig) -> dict[str, float]:
+    """Validation loss and difference-classification accuracy (cos(f(T), d) > 0)."""
+    if len(data) == 0:
+        return {}
+    encoder.model.eval()
+    texts = torch.cat([encode_texts_train(encoder, chunk) for chunk in data.tokens.split(256)]).cpu()
+    scores = (texts * data.differences).sum(dim=1)
+    batch = min(len(data), config.batch_size)
+    losses = [
+        pair_loss(texts[i:i + batch], data.differences[i:i + batch], config.loss, config.tau).item()
+        for i in range(0, len(data) - 1, batch)
+        if min(batch, len(data) - i) >= 2
+    ]
+    return {"val_loss": sum(losses) / max(1, len(losses)), "val_accuracy": (scores > 0).float().mean().item()}
+
+
+def wise_average(finetuned: dict[str, torch.Tensor], base: dict[str, torch.Tensor], alpha: float):
+    """WiSE-FT: θ = α·θ_finetuned + (1 − α)·θ_base, parameter by parameter."""
+    return {name: alpha * tensor + (1 - alpha) * base[name] for name, tensor in finetuned.items()}
+
+
+def run(config: FinetuneConfig, out: Path, *, cache_dir: Path, device: str = "auto") -> dict[str, Any]:
+    """Finetune, validating and checkpointing every epoch; resumes from `out` if it holds a run."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    encoder = create_model(config.base, device=device, precision="fp32")
+    base_state, base_fingerprint = text_block_state(encoder.model), encoder.fingerprint
+    train, val = build_data(encoder, config, cache_dir)
+    parameters = freeze_all_but_text_blocks(encoder.model)
+    optimizer, scheduler = build_optimizer(parameters, config)
+    history: list[dict[str, float]] = []
+    start_epoch = _resume(out / STATE_FILE, encoder, optimizer, scheduler, history, config)
+    started = time.monotonic()
+    if start_epoch == 0:
+        history.append({"epoch": 0, **evaluate(encoder, val, config)})
+    for epoch in range(start_epoch, config.epochs):
+        train_loss = train_one_epoch(encoder, train, optimizer, config, epoch)
+        scheduler.step()
+        history.append({"epoch": epoch + 1, "train_loss": train_loss, **evaluate(encoder, val, config)})
+        tqdm.write(_epoch_line(history[-1]))
+        _save_epoch(out, encoder, optimizer, scheduler, history, config, base_fingerprint)
+    report = {
+        "config": asdict(config),
+        "train_pairs": len(train),
+        "val_pairs": len(val),
+        "history": history,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    export(out, encoder, base_state, base_fingerprint, config, report)
+    return report
+
+
+def export(
+    out: Path, encoder: Encoder, base_state, base_fingerprint: str, config: FinetuneConfig, report: dict[str, Any]
+) -> Path:
+    """The final checkpoint in `out` (WiSE-averaged when wise_alpha < 1) + report and curve."""
+    tensors = wise_average(text_block_state(encoder.model), base_state, config.wise_alpha)
+    save_checkpoint(
+        out, tensors, base=config.base, base_fingerprint=base_fingerprint,
+        training={**asdict(config), "history": report["history"]},
+        dtype=getattr(torch, config.export_dtype),
+    )
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot_curve(report["history"], out / "curve.png")
+    return out
+
+
+def plot_curve(history: list[dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for key, axis in (("train_loss", loss_axis), ("val_loss", loss_axis), ("val_accuracy", accuracy_axis)):
+        points = [(row["epoch"], row[key]) for row in history if key in row]
+        if points:
+            axis.plot(*zip(*points, strict=True), marker="o", label=key.replace("_", " "))
+    loss_axis.set_xlabel("epoch")
+    loss_axis.legend()
+    accuracy_axis.set_xlabel("epoch")
+    accuracy_axis.set_ylabel("difference accuracy (held-out pairs)")
+    accuracy_axis.axhline(0.5, color="grey", linestyle=":", linewidth=1)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _epoch_line(row: dict[str, float]) -> str:
+    parts = [f"epoch {row['epoch']}"]
+    parts += [f"{key} {value:.4f}" for key, value in row.items() if key != "epoch"]
+    return ", ".join(parts)
+
+
+def _save_epoch(out: Path, encoder, optimizer, scheduler, history, config: FinetuneConfig, base_fingerprint: str):
+    """Resumable state after each epoch (weights-only torch format, atomically replaced)."""
+    state = {
+        "epoch": history[-1]["epoch"],
+        "text_blocks": text_block_state(encoder.model),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "history": json.dumps(history),
+        "config": json.dumps(asdict(config), sort_keys=True),
+        "rng": torch.get_rng_state(),
+    }
+    tmp = out / f".{STATE_FILE}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, out / STATE_FILE)
+    best = min((row.get("val_loss", math.inf), row["epoch"]) for row in history)
+    if best[1] == history[-1]["epoch"]:
+        save_checkpoint(out / "best", text_block_state(encoder.model), base=config.base,
+                        base_fingerprint=base_fingerprint, training={**asdict(config), "epoch": best[1]})
+
+
+def _resume(path: Path, encoder, optimizer, scheduler, history, config: FinetuneConfig) -> int:
+    if not path.is_file():
+        return 0
+    state = torch.load(path, weights_only=True)
+    saved, asked = json.loads(state["config"]), json.loads(json.dumps(asdict(config)))
+    saved.pop("epochs"), asked.pop("epochs")  # more epochs may be asked of a finished run
+    if saved != asked:
+        changed = sorted(key for key in asked if saved.get(key) != asked[key])
+        raise ValueError(f"{path} belongs to a run with other settings ({', '.join(changed)}); use a new --out")
+    parameters = dict(encoder.model.named_parameters())
+    with torch.no_grad():
+        for name, tensor in state["text_blocks"].items():
+            parameters[name].copy_(tensor)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    history.extend(json.loads(state["history"]))
+    torch.set_rng_state(state["rng"])
+    tqdm.write(f"resuming {path.parent} after epoch {state['epoch']}")
+    return int(state["epoch"])
+
