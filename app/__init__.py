@@ -1,0 +1,1 @@
+"""pcclip HTTP API (FastAPI): settings, schemas, routes, services, batching."""

@@ -1,0 +1,213 @@
+"""Micro-batcher: one worker thread owns the encoder and merges concurrent requests.
+
+Requests enqueue a job (a batch of preprocessed image pixels, or a list of texts) carrying its own future and return at
+once; the worker takes the oldest job, adds every queued job of the same kind up to
+`max_batch` items — waiting at most `max_wait_ms` after the oldest job arrived for more to
+join — runs one forward pass and hands each job its rows. The queue is bounded in items: a job
+that does not fit is refused at the door with `Overloaded` (→ 429). The event loop only ever
+awaits futures; it never runs the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import torch
+
+from app.errors import NotReady, Overloaded
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["pixels", "text"]
+
+
+class BatchEncoder(Protocol):
+    """The part of `models.Encoder` the batcher uses."""
+
+    def encode_pixels(self, pixels: torch.Tensor, batch_size: int = ...) -> torch.Tensor: ...
+
+    def encode_texts(self, texts: Sequence[str], batch_size: int = ...) -> torch.Tensor: ...
+
+
+@dataclass
+class _Job:
+    kind: Kind
+    items: torch.Tensor | list[str]  # (n, 3, H, W) pixels, or n texts
+    future: Future = field(default_factory=Future)
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class BatchStats:
+    """Counters the worker updates; read them for metrics and tests."""
+
+    batches: int = 0
+    items: int = 0
+    largest_batch: int = 0
+
+
+class MicroBatcher:
+    def __init__(
+        self,
+        encoder: BatchEncoder,
+        *,
+        max_batch: int = 64,
+        max_wait_ms: float = 2.0,
+        queue_limit: int = 1024,
+        on_batch: Callable[[Kind, int, float], None] | None = None,
+    ) -> None:
+        self.encoder = encoder
+        self.max_batch = max_batch
+        self.max_wait = max_wait_ms / 1000.0
+        self.queue_limit = queue_limit
+        self.stats = BatchStats()
+        self._on_batch = on_batch
+        self._queues: dict[Kind, deque[_Job]] = {"pixels": deque(), "text": deque()}
+        self._pending = 0  # items queued, not yet taken by the worker
+        self._cond = threading.Condition()
+        self._closed = False
+        self._seconds_per_item = 0.01  # running estimate, for Retry-After
+        self._thread = threading.Thread(target=self._run, name="pcclip-batcher", daemon=True)
+        self._thread.start()
+
+    # --- caller side (event loop) ----------------------------------------------------------
+
+    async def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) preprocessed pixels → (N, D) float32, L2-normalized.
+
+        Raises `Overloaded` when the queue is full, `NotReady` after `close`.
+        """
+        return await asyncio.wrap_future(self.submit("pixels", pixels))
+
+    async def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        """N texts → (N, D) float32, L2-normalized."""
+        return await asyncio.wrap_future(self.submit("text", list(texts)))
+
+    def submit(self, kind: Kind, items: torch.Tensor | list[str]) -> Future:
+        job = _Job(kind, items)
+        if len(job.items) == 0:
+            raise ValueError("a batcher job needs at least one item")
+        with self._cond:
+            if self._closed:
+                raise NotReady("the model is shutting down")
+            # An empty queue admits any job, so one larger than the limit is slow, not refused forever.
+            if self._pending and self._pending + len(job.items) > self.queue_limit:
+                wait = (self._pending + len(job.items)) * self._seconds_per_item
+                raise Overloaded(
+                    f"server busy: {self._pending} items queued (limit {self.queue_limit}); retry later",
+                    retry_after=wait,
+                )
+            self._queues[kind].append(job)
+            self._pending += len(job.items)
+            self._cond.notify()
+        return job.future
+
+    @property
+    def queue_depth(self) -> int:
+        """Items waiting for the model."""
+        return self._pending
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop taking jobs, fail the queued ones, and let the running batch finish."""
+        with self._cond:
+            self._closed = True
+            dropped = [job for q in self._queues.values() for job in q]
+            for q in self._queues.values():
+                q.clear()
+            self._pending = 0
+            self._cond.notify_all()
+        for job in dropped:
+            if job.future.set_running_or_notify_cancel():
+                job.future.set_exception(NotReady("the model is shutting down"))
+        self._thread.join(timeout)
+
+    # --- worker side -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            jobs = self._take_batch()
+            if jobs is None:
+                return
+            self._process(jobs)
+
+    def _take_batch(self) -> list[_Job] | None:
+        """Block for the oldest job, then gather same-kind jobs until full or its wait is up."""
+        with self._cond:
+            while not self._closed and not any(self._queues.values()):
+                self._cond.wait()
+            if self._closed:
+                return None
+            kind = self._oldest_kind()
+            queue = self._queues[kind]
+            deadline = queue[0].enqueued + self.max_wait
+            jobs, size = [], 0
+            while True:
+                while queue and (not jobs or size + len(queue[0].items) <= self.max_batch):
+                    job = queue.popleft()
+                    self._pending -= len(job.items)
+                    jobs.append(job)
+                    size += len(job.items)
+                remaining = deadline - time.monotonic()
+                if size >= self.max_batch or queue or remaining <= 0 or self._closed:
+                    return jobs
+                self._cond.wait(remaining)
+
+    def _oldest_kind(self) -> Kind:
+        heads = {kind: q[0].enqueued for kind, q in self._queues.items() if q}
+        return min(heads, key=heads.__getitem__)
+
+    def _process(self, jobs: list[_Job]) -> None:
+        # Jobs whose caller went away (cancelled future) are dropped before the forward pass.
+        jobs = [job for job in jobs if job.future.set_running_or_notify_cancel()]
+        if not jobs:
+            return
+        kind = jobs[0].kind
+        items = _merge(kind, [job.items for job in jobs])
+        start = time.perf_counter()
+        try:
+            out = self._encode(kind, items)
+        except Exception as exc:  # noqa: BLE001 — reported per job, never kills the worker
+            if len(jobs) == 1:
+                jobs[0].future.set_exception(exc)
+                return
+            # One bad job must not fail the others merged with it: run each alone.
+            log.warning("batch of %d jobs failed (%s); retrying them one by one", len(jobs), exc)
+            for job in jobs:
+                try:
+                    job.future.set_result(self._encode(kind, job.items))
+                except Exception as job_exc:  # noqa: BLE001
+                    job.future.set_exception(job_exc)
+            return
+        elapsed = time.perf_counter() - start
+        self._record(kind, len(items), elapsed)
+        offset = 0
+        for job in jobs:
+            job.future.set_result(out[offset : offset + len(job.items)])
+            offset += len(job.items)
+
+    def _encode(self, kind: Kind, items: torch.Tensor | list[str]) -> torch.Tensor:
+        if kind == "pixels":
+            return self.encoder.encode_pixels(items, batch_size=self.max_batch)
+        return self.encoder.encode_texts(items, batch_size=self.max_batch)
+
+    def _record(self, kind: Kind, size: int, elapsed: float) -> None:
+        self.stats.batches += 1
+        self.stats.items += size
+        self.stats.largest_batch = max(self.stats.largest_batch, size)
+        self._seconds_per_item = 0.9 * self._seconds_per_item + 0.1 * (elapsed / size)
+        if self._on_batch is not None:
+            self._on_batch(kind, size, elapsed)
+
+
+def _merge(kind: Kind, parts: list) -> torch.Tensor | list[str]:
+    if kind == "pixels":
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+    return [text for part in parts for text in part]

@@ -1,0 +1,87 @@
+"""Domain exceptions raised by services, and the one table that maps them to HTTP."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+log = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """Base of the errors a service raises on purpose; the message is shown to the client."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(ServiceError):
+    """The request is well-formed JSON but its content cannot be served (→ 422)."""
+
+
+class TooLarge(ServiceError):
+    """The request body is over the configured size (→ 413)."""
+
+
+class Unauthorized(ServiceError):
+    """Missing or wrong API key (→ 401)."""
+
+
+class Overloaded(ServiceError):
+    """The server cannot take the request now; retry later (→ 429 + Retry-After)."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class NotReady(ServiceError):
+    """A resource the request needs is not loaded (→ 503)."""
+
+
+class NotFound(ServiceError):
+    """The named resource does not exist (→ 404)."""
+
+
+STATUS: dict[type[ServiceError], int] = {
+    InvalidInput: 422,
+    TooLarge: 413,
+    Unauthorized: 401,
+    Overloaded: 429,
+    NotReady: 503,
+    NotFound: 404,
+}
+
+
+def _headers(exc: ServiceError) -> dict[str, str]:
+    if isinstance(exc, Overloaded):
+        return {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+    if isinstance(exc, Unauthorized):
+        return {"WWW-Authenticate": "Bearer"}
+    return {}
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    status = next(code for cls, code in STATUS.items() if isinstance(exc, cls))
+    return JSONResponse({"detail": exc.message}, status_code=status, headers=_headers(exc))
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422, minus the offending input (which may be megabytes of base64)."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+        for err in exc.errors()
+    ]
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)

@@ -1,0 +1,280 @@
+"""Image inputs: base64, uploaded bytes and (where enabled) public URLs → RGB PIL images.
+
+Every failure is an `InvalidInput` naming the offending field (``images[2]: …``); nothing a
+client sends can raise anything else. Sizes are checked from the header, before the pixels are
+decoded, so a small file that claims to be a huge image (a decompression bomb) costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import io
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import httpx
+from PIL import Image, ImageOps, UnidentifiedImageError
+from starlette.concurrency import run_in_threadpool
+
+from app.errors import InvalidInput
+from app.schemas.common import ImageInput
+from app.settings import Settings
+from models.images import to_rgb
+
+FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF")
+MAX_REDIRECTS = 3
+
+# One input as it arrives: an `ImageInput` from JSON, or the raw bytes of an uploaded file.
+Source = ImageInput | bytes
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    max_pixels: int  # per image, width × height
+    max_side: int  # per image, longest side
+    max_total_pixels: int  # over all images of one request
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ImageLimits:
+        return cls(settings.max_image_pixels, settings.max_image_side, settings.max_request_pixels)
+
+
+# --- bytes → image -------------------------------------------------------------------------
+
+
+def decode_b64(text: str, where: str) -> bytes:
+    """Strict base64 (whitespace and a ``data:…;base64,`` prefix tolerated)."""
+    if text.startswith("data:"):
+        _, sep, text = text.partition(",")
+        if not sep:
+            raise InvalidInput(f"{where}: data URL without a ',' before the base64 payload")
+    text = "".join(text.split())
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput(f"{where}: invalid base64 ({exc})") from None
+    if not data:
+        raise InvalidInput(f"{where}: empty image data")
+    return data
+
+
+def open_image(data: bytes, where: str, limits: ImageLimits) -> Image.Image:
+    """Read only the header of `data` and check the size limits; pixels stay undecoded."""
+    if not data:
+        raise InvalidInput(f"{where}: empty image data")
+    try:
+        image = Image.open(io.BytesIO(data), formats=FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise InvalidInput(f"{where}: image too large ({exc})") from None
+    except UnidentifiedImageError:
+        raise InvalidInput(f"{where}: not an image in a supported format ({', '.join(FORMATS)})") from None
+    except Exception as exc:  # noqa: BLE001 — untrusted bytes: any decoder error is the input's
+        raise InvalidInput(f"{where}: unreadable image header ({exc})") from None
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise InvalidInput(f"{where}: empty image ({width}×{height} pixels)")
+    if max(width, height) > limits.max_side:
+        raise InvalidInput(f"{where}: image is {width}×{height} pixels; the longest side allowed is {limits.max_side}")
+    if width * height > limits.max_pixels:
+        raise InvalidInput(
+            f"{where}: image is {width}×{height} = {width * height} pixels; at most {limits.max_pixels} allowed"
+        )
+    return image
+
+
+def load_pixels(image: Image.Image, where: str) -> Image.Image:
+    """Decode the pixels, apply the EXIF orientation and convert to RGB."""
+    try:
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        return to_rgb(image)
+    except Exception as exc:  # noqa: BLE001 — truncated/corrupt data surfaces as many types
+        raise InvalidInput(f"{where}: corrupt image data ({exc})") from None
+
+
+def decode_images(blobs: Sequence[tuple[str, bytes | str]], limits: ImageLimits) -> list[Image.Image]:
+    """Decode named blobs (raw bytes, or base64 text) to RGB images; blocking, CPU-bound.
+
+    All headers are checked (per image and in total) before any pixels are decoded.
+    """
+    opened = []
+    total = 0
+    for where, blob in blobs:
+        data = decode_b64(blob, where) if isinstance(blob, str) else blob
+        image = open_image(data, where, limits)
+        total += image.size[0] * image.size[1]
+        if total > limits.max_total_pixels:
+            raise InvalidInput(
+                f"{where}: the request's images hold more than {limits.max_total_pixels} pixels in total"
+            )
+        opened.append((where, image))
+    return [load_pixels(image, where) for where, image in opened]
+
+
+# --- URLs ----------------------------------------------------------------------------------
+
+
+def is_public_address(address: str) -> bool:
+    """True only for globally routable unicast addresses (IPv4-mapped IPv6 unwrapped)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is not None and not is_public_address(str(embedded)):
+            return False
+    return ip.is_global and not (
+        ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified
+    )
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+class UrlFetcher:
+    """Fetches image bytes from public http(s) URLs only.
+
+    Every hop (the URL and each redirect) is resolved and *every* address it resolves to must
+    be public; the connection then goes to that checked address (Host header and TLS SNI keep
+    the name), so a second DNS answer cannot swap in a private target.
+    """
+
+    def __init__(
+        self,
+        *,
+        enabled: bool,
+        timeout_s: float,
+        max_bytes: int,
+        resolver: Resolver = system_resolver,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.enabled = enabled
+        self.timeout_s = timeout_s
+        self.max_bytes = max_bytes
+        self._resolver = resolver
+        self._transport = transport
+
+    async def fetch(self, url: str, where: str) -> bytes:
+        if not self.enabled:
+            raise InvalidInput(
+                f'{where}: "url" inputs are disabled on this server (PCCLIP_ALLOW_URL_FETCH); '
+                'send the image as "b64" or a multipart upload'
+            )
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await self._fetch(url, where)
+        except TimeoutError:
+            raise InvalidInput(f"{where}: fetching {url} took longer than {self.timeout_s:g} s") from None
+        except httpx.HTTPError as exc:
+            raise InvalidInput(f"{where}: could not fetch {url} ({exc})") from None
+
+    async def _fetch(self, url: str, where: str) -> bytes:
+        async with httpx.AsyncClient(
+            transport=self._transport, follow_redirects=False, timeout=self.timeout_s
+        ) as client:
+            target = self._parse(url, where)
+            for _ in range(MAX_REDIRECTS + 1):
+                request = await self._pinned_request(client, target, where)
+                response = await client.send(request, stream=True)
+                try:
+                    if response.is_redirect:
+                        location = response.headers.get("location", "")
+                        target = self._parse(str(target.join(location)), where)
+                        continue
+                    if response.status_code != 200:
+                        raise InvalidInput(f"{where}: fetching {target} answered HTTP {response.status_code}")
+                    return await self._read_bounded(response, where)
+                finally:
+                    await response.aclose()
+            raise InvalidInput(f"{where}: more than {MAX_REDIRECTS} redirects from {url}")
+
+    def _parse(self, url: str, where: str) -> httpx.URL:
+        try:
+            parsed = httpx.URL(url)
+        except (httpx.InvalidURL, TypeError, ValueError) as exc:
+            raise InvalidInput(f"{where}: invalid URL ({exc})") from None
+        if parsed.scheme not in ("http", "https"):
+            raise InvalidInput(f"{where}: only http and https URLs are fetched, not {parsed.scheme or 'none'!r}")
+        if not parsed.host:
+            raise InvalidInput(f"{where}: URL has no host")
+        if parsed.userinfo:
+            raise InvalidInput(f"{where}: URLs with credentials are not accepted")
+        return parsed
+
+    async def _pinned_request(self, client: httpx.AsyncClient, url: httpx.URL, where: str) -> httpx.Request:
+        port = url.port or (443 if url.scheme == "https" else 80)
+        try:
+            addresses = await self._resolver(url.host, port)
+        except OSError as exc:
+            raise InvalidInput(f"{where}: cannot resolve {url.host} ({exc})") from None
+        if not addresses:
+            raise InvalidInput(f"{where}: {url.host} resolves to no address")
+        for address in addresses:
+            if not is_public_address(address):
+                raise InvalidInput(
+                    f"{where}: {url.host} resolves to {address}, a private, loopback, "
+                    "link-local or reserved address; refused"
+                )
+        pinned = url.copy_with(host=addresses[0])
+        host_header = url.host if url.port is None else f"{url.host}:{url.port}"
+        extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
+        return client.build_request("GET", pinned, headers={"Host": host_header}, extensions=extensions)
+
+    async def _read_bounded(self, response: httpx.Response, where: str) -> bytes:
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_bytes:
+            raise InvalidInput(f"{where}: image is {declared} bytes; at most {self.max_bytes} are fetched")
+        chunks, size = [], 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise InvalidInput(
+                    f"{where}: image is over {self.max_bytes} bytes; at most {self.max_bytes} are fetched"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+# --- the loader services use ---------------------------------------------------------------
+
+
+class ImageLoader:
+    """Turns request inputs into RGB images without blocking the event loop."""
+
+    def __init__(self, limits: ImageLimits, fetcher: UrlFetcher) -> None:
+        self.limits = limits
+        self.fetcher = fetcher
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **fetcher_options) -> ImageLoader:
+        fetcher = UrlFetcher(
+            enabled=settings.allow_url_fetch,
+            timeout_s=settings.url_timeout_s,
+            max_bytes=settings.url_max_bytes,
+            **fetcher_options,
+        )
+        return cls(ImageLimits.from_settings(settings), fetcher)
+
+    async def load(self, sources: Sequence[tuple[str, Source]]) -> list[Image.Image]:
+        """`sources` are (field name for messages, input) pairs, e.g. ("images[0]", ...)."""
+        urls = [(i, where, s.url) for i, (where, s) in enumerate(sources) if _is_url(s)]
+        fetched = await asyncio.gather(*(self.fetcher.fetch(url, where) for _, where, url in urls))
+        blobs: list[tuple[str, bytes | str]] = [(where, _blob(s)) for where, s in sources]
+        for (i, where, _), data in zip(urls, fetched, strict=True):
+            blobs[i] = (where, data)
+        return await run_in_threadpool(decode_images, blobs, self.limits)
+
+
+def _is_url(source: Source) -> bool:
+    return isinstance(source, ImageInput) and source.url is not None
+
+
+def _blob(source: Source) -> bytes | str:
+    if isinstance(source, bytes):
+        return source
+    return source.b64 if source.b64 is not None else b""

@@ -1,0 +1,78 @@
+"""Prometheus metrics: requests by route and status, latency, batch sizes, queue depth.
+
+Each app has its own registry (several apps live in one test process).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "pcclip_requests", "HTTP requests answered.", ["method", "route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "pcclip_request_duration_seconds",
+            "Time from request to the end of the response.",
+            ["method", "route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "pcclip_batch_size",
+            "Items per forward pass of the micro-batcher.",
+            ["kind"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=self.registry,
+        )
+        self.batch_seconds = Histogram(
+            "pcclip_batch_duration_seconds",
+            "Time of one forward pass.",
+            ["kind"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge("pcclip_queue_depth", "Items waiting for the model.", registry=self.registry)
+
+    def observe_batch(self, kind: str, size: int, seconds: float) -> None:
+        self.batch_size.labels(kind).observe(size)
+        self.batch_seconds.labels(kind).observe(seconds)
+
+    def track_queue(self, depth: Callable[[], int]) -> None:
+        self.queue_depth.set_function(depth)
+
+
+class MetricsMiddleware:
+    """Counts every HTTP response by route template (not raw path: bounded label values)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.latency.labels(method, route).observe(time.perf_counter() - start)

@@ -1,0 +1,33 @@
+"""POST /embed: texts and/or images → normalized vectors."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, File, Form, UploadFile
+
+from app.deps import EmbedderDep
+from app.schemas import EmbedRequest, EmbedResponse
+from app.schemas.common import ERROR_RESPONSES
+from app.schemas.embed import EMBED_EXAMPLES
+from app.security import AccessDep
+from app.services import embedding
+
+router = APIRouter(tags=["embed"], dependencies=[AccessDep], responses=ERROR_RESPONSES)
+
+
+@router.post("/embed", response_model=EmbedResponse, summary="Embed texts and images")
+async def embed(
+    body: Annotated[EmbedRequest, Body(openapi_examples=EMBED_EXAMPLES)], embedder: EmbedderDep
+) -> EmbedResponse:
+    return await embedding.embed(embedder, texts=body.texts, images=body.images)
+
+
+@router.post("/embed/upload", response_model=EmbedResponse, summary="Embed uploaded image files (multipart)")
+async def embed_upload(
+    embedder: EmbedderDep,
+    images: Annotated[list[UploadFile] | None, File(description="Image files.")] = None,
+    texts: Annotated[list[str] | None, Form(description="Texts to embed.")] = None,
+) -> EmbedResponse:
+    blobs = [await f.read() for f in images or []]
+    return await embedding.embed(embedder, texts=texts or [], images=blobs)

@@ -1,0 +1,23 @@
+"""POST /rank: order images along the direction of a difference text."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body
+
+from app.deps import EmbedderDep
+from app.schemas import RankRequest, RankResponse
+from app.schemas.common import ERROR_RESPONSES
+from app.schemas.rank import RANK_EXAMPLES
+from app.security import AccessDep
+from app.services import ranking
+
+router = APIRouter(tags=["rank"], dependencies=[AccessDep], responses=ERROR_RESPONSES)
+
+
+@router.post("/rank", response_model=RankResponse, summary="Order images along a difference text")
+async def rank(
+    body: Annotated[RankRequest, Body(openapi_examples=RANK_EXAMPLES)], embedder: EmbedderDep
+) -> RankResponse:
+    return await ranking.rank(embedder, images=body.images, text=body.text)

@@ -1,0 +1,65 @@
+"""Operational endpoints: liveness, readiness, model info, Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app.deps import ModelDep, SettingsDep, SlotDep
+from app.schemas import HealthResponse, InfoResponse, ReadyResponse
+from app.schemas.system import Capabilities, ComponentState, Limits
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/health", response_model=HealthResponse, summary="The process is alive")
+async def health() -> HealthResponse:
+    return HealthResponse()
+
+
+@router.get(
+    "/ready",
+    response_model=ReadyResponse,
+    summary="Everything needed to serve is loaded",
+    responses={503: {"model": ReadyResponse, "description": "Not ready; `detail` says why."}},
+)
+async def ready(slot: SlotDep) -> JSONResponse:
+    body = ReadyResponse(
+        ready=slot.state == "ready",
+        model=ComponentState(state=slot.state, detail=slot.detail),
+        detail=slot.detail,
+    )
+    return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
+
+
+@router.get("/info", response_model=InfoResponse, summary="The served model and what the server can do")
+async def info(model: ModelDep, settings: SettingsDep) -> InfoResponse:
+    described = model.encoder.info()
+    return InfoResponse(
+        spec=described["spec"],
+        fingerprint=described["fingerprint"],
+        embed_dim=described["embed_dim"],
+        device=described["device"],
+        dtype=described["dtype"],
+        notes=described.get("notes", []),
+        capabilities=Capabilities(url_inputs=settings.allow_url_fetch, auth=settings.api_key is not None),
+        limits=Limits(
+            max_items=settings.max_items,
+            max_text_chars=settings.max_text_chars,
+            max_body_bytes=settings.max_body_bytes,
+            max_image_pixels=settings.max_image_pixels,
+            max_image_side=settings.max_image_side,
+            max_batch=settings.max_batch,
+        ),
+    )
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format."}},
+)
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

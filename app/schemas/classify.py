@@ -1,0 +1,107 @@
+"""Schemas of /classify and /classify/difference."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from app.schemas.common import ImageInput, RequestModel, ResponseModel
+from app.schemas.examples import BLUE, GREEN, RED
+
+DEFAULT_TEMPLATE = "This is a photo of a {}"
+
+
+class Comparative(RequestModel):
+    """Prior knowledge about two confusable labels, written "first …, while second …"."""
+
+    first: str = Field(description="A label of the request (the pair's first class).")
+    second: str = Field(description="A label of the request; this class's prototype moves.")
+    text: str = Field(description="How the first differs from the second, in words.")
+
+
+class ClassifyRequest(RequestModel):
+    images: list[ImageInput] = Field(min_length=1, description="Images to classify.")
+    labels: list[str] = Field(min_length=1, description="Candidate labels (distinct).")
+    template: str = Field(DEFAULT_TEMPLATE, description='Prompt for each label; "{}" is replaced by the label.')
+    comparatives: list[Comparative] = Field(
+        default_factory=list,
+        description="Comparative prompting (PC-CLIP paper): each moves the prototype of its "
+        "`second` label by the difference text.",
+    )
+    alpha: float = Field(
+        0.8,
+        ge=0.0,
+        le=1.0,
+        description="Weight kept on the original prototype of a moved label (1 = no change).",
+    )
+    top_k: int | None = Field(None, ge=1, description="Labels returned per image, best first; default all.")
+
+
+CLASSIFY_EXAMPLES = {
+    "zero-shot": {
+        "summary": "Zero-shot over colour names",
+        "value": {"images": [RED, BLUE], "labels": ["red", "blue", "green"], "top_k": 2},
+    },
+    "comparative": {
+        "summary": "With comparative prompting",
+        "value": {
+            "images": [RED],
+            "labels": ["red square", "orange square"],
+            "template": "a picture of a {}",
+            "comparatives": [
+                {
+                    "first": "red square",
+                    "second": "orange square",
+                    "text": "the red square is deeper red, while the orange square is lighter",
+                }
+            ],
+            "alpha": 0.8,
+        },
+    },
+}
+
+
+class LabelScore(ResponseModel):
+    label: str
+    score: float = Field(description="Cosine similarity of the image and the label prototype.")
+
+
+class ClassifyResult(ResponseModel):
+    labels: list[LabelScore] = Field(description="Labels, best first.")
+
+
+class ClassifyResponse(ResponseModel):
+    results: list[ClassifyResult] = Field(description="One result per image, in request order.")
+
+
+class ImagePair(RequestModel):
+    first: ImageInput
+    second: ImageInput
+
+
+class DifferenceRequest(RequestModel):
+    pairs: list[ImagePair] = Field(min_length=1, description="Image pairs to compare.")
+    texts: list[str] = Field(min_length=1, description='Candidate difference texts ("the first … than the second").')
+
+
+DIFFERENCE_EXAMPLES = {
+    "colours": {
+        "summary": "Which colour change reads best",
+        "value": {
+            "pairs": [{"first": RED, "second": BLUE}, {"first": GREEN, "second": RED}],
+            "texts": [
+                "the first image is red while the second is blue",
+                "the first image is green while the second is red",
+            ],
+        },
+    }
+}
+
+
+class DifferenceResult(ResponseModel):
+    scores: list[float] = Field(description="Per text: cosine of the text embedding with normalize(first − second).")
+    best: str = Field(description="The text with the largest |score|.")
+    reversed: bool = Field(description="The best text's score is negative: the pair reads better swapped.")
+
+
+class DifferenceResponse(ResponseModel):
+    results: list[DifferenceResult] = Field(description="One result per pair, in request order.")

@@ -1,0 +1,53 @@
+"""Shared schema pieces: the strict request base and the image input."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.schemas.examples import RED
+
+
+class RequestModel(BaseModel):
+    """Base of every request body: unknown fields and NaN/±inf numbers are refused (422)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class ResponseModel(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+
+
+class ImageInput(RequestModel):
+    """One image: base64 bytes of a PNG/JPEG/GIF/WebP/BMP/TIFF file, or (where the operator
+    enabled it) a public http(s) URL."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [RED]})
+
+    b64: str | None = Field(
+        None,
+        description="Base64 of the image file; a `data:image/...;base64,` prefix is accepted.",
+    )
+    url: str | None = Field(
+        None,
+        description="Public http(s) URL of the image; only when the server allows URL fetching.",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ImageInput:
+        if (self.b64 is None) == (self.url is None):
+            raise ValueError('give exactly one of "b64" or "url"')
+        return self
+
+
+class ErrorResponse(BaseModel):
+    detail: str = Field(description="What was wrong.")
+
+
+# Error answers every model endpoint may give, for the OpenAPI document.
+ERROR_RESPONSES: dict[int | str, dict] = {
+    401: {"model": ErrorResponse, "description": "Missing or wrong API key (when one is configured)."},
+    413: {"model": ErrorResponse, "description": "Request body over PCCLIP_MAX_BODY_BYTES."},
+    422: {"description": "Invalid input; `detail` says what and where."},
+    429: {"model": ErrorResponse, "description": "Rate limit or queue full; see the Retry-After header."},
+    503: {"model": ErrorResponse, "description": "The model is not loaded (yet); `detail` says why."},
+}

@@ -1,0 +1,16 @@
+"""Example payloads shown in /docs; "Try it out" sends them as they are (tests post each one)."""
+
+from __future__ import annotations
+
+# 8×8 single-colour PNGs (tests/app/test_openapi.py checks their pixels).
+RED_PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAEUlEQVR42mP8z4AdMDEMKQkAzUEBD7t4NqoAAAAASUVORK5CYII="
+BLUE_PNG_B64 = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAFUlEQVR42mNkYPjPgA0wMeAAg1MCAMtDAQ9w2TiCAAAAAElFTkSuQmCC"
+)
+GREEN_PNG_B64 = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAE0lEQVR42mNkaGDACpgYGIaSBABqCACQdB1jOgAAAABJRU5ErkJggg=="
+)
+
+RED = {"b64": RED_PNG_B64}
+BLUE = {"b64": BLUE_PNG_B64}
+GREEN = {"b64": GREEN_PNG_B64}

@@ -1,0 +1,36 @@
+"""Schemas of /rank."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from app.schemas.common import ImageInput, RequestModel, ResponseModel
+from app.schemas.examples import BLUE, GREEN, RED
+
+
+class RankRequest(RequestModel):
+    images: list[ImageInput] = Field(min_length=1, description="Images to order.")
+    text: str = Field(
+        description='A difference text giving the direction, e.g. "the first is larger than '
+        'the second": images the text describes as "first" come first.'
+    )
+
+
+RANK_EXAMPLES = {
+    "redness": {
+        "summary": "Order by redness",
+        "value": {
+            "images": [BLUE, RED, GREEN],
+            "text": "the first image is more red than the second image",
+        },
+    }
+}
+
+
+class RankedImage(ResponseModel):
+    index: int = Field(description="Position of the image in the request.")
+    score: float = Field(description="Projection of the image embedding on the text direction.")
+
+
+class RankResponse(ResponseModel):
+    results: list[RankedImage] = Field(description="Every image, highest score first.")

@@ -1,0 +1,55 @@
+"""Schemas of the operational endpoints: /health, /ready, /info."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from app.schemas.common import ResponseModel
+
+
+class HealthResponse(ResponseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ComponentState(ResponseModel):
+    state: Literal["loading", "ready", "failed", "unavailable"]
+    detail: str | None = Field(None, description="Why the component is not ready.")
+
+
+class ReadyResponse(ResponseModel):
+    ready: bool
+    model: ComponentState
+    detail: str | None = Field(None, description="Summary of what is not ready.")
+
+
+class Capabilities(ResponseModel):
+    embed: bool = True
+    classify: bool = True
+    difference: bool = True
+    rank: bool = True
+    index: bool = Field(False, description="Index and search endpoints are served.")
+    generation: bool = Field(False, description="`/generate` is served (needs SDXL weights).")
+    url_inputs: bool = Field(False, description='`{"url": ...}` image inputs are accepted.')
+    auth: bool = Field(False, description="Model endpoints need a Bearer API key.")
+
+
+class Limits(ResponseModel):
+    max_items: int
+    max_text_chars: int
+    max_body_bytes: int
+    max_image_pixels: int
+    max_image_side: int
+    max_batch: int
+
+
+class InfoResponse(ResponseModel):
+    spec: str = Field(description="Canonical model spec.")
+    fingerprint: str = Field(description="sha256 over base spec and trained weights.")
+    embed_dim: int
+    device: str
+    dtype: str
+    notes: list[str] = Field(default_factory=list)
+    capabilities: Capabilities
+    limits: Limits

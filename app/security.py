@@ -1,0 +1,78 @@
+"""Optional Bearer API key (constant-time compare) and a per-key token-bucket rate limit."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+import time
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.errors import Overloaded, Unauthorized
+from app.settings import Settings, get_settings
+
+bearer = HTTPBearer(auto_error=False, description="The server's API key (PCCLIP_API_KEY).")
+
+
+class TokenBucket:
+    """Per-key buckets of `burst` tokens refilled at `rate` per second; a request takes one."""
+
+    MAX_KEYS = 10_000  # full buckets are forgotten beyond this many keys
+
+    def __init__(self, rate: float, burst: int, clock=time.monotonic) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, last refill time)
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> float:
+        """0.0 when a token was taken, else the seconds until one is available."""
+        now = self._clock()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+            if tokens >= 1.0:
+                self._buckets[key] = (tokens - 1.0, now)
+                if len(self._buckets) > self.MAX_KEYS:
+                    self._forget_full(now)
+                return 0.0
+            self._buckets[key] = (tokens, now)
+            return (1.0 - tokens) / self.rate
+
+    def _forget_full(self, now: float) -> None:
+        full = [k for k, (t, last) in self._buckets.items() if t + (now - last) * self.rate >= self.burst]
+        for key in full:
+            del self._buckets[key]
+
+
+def _key_id(token: str) -> str:
+    """Bucket key for an API key; the key itself is not kept in memory tables."""
+    return "key:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+async def require_access(
+    request: Request,
+    settings: Annotated[Settings, Depends(get_settings)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    """Router dependency of the model endpoints: 401 without the right key, 429 over the rate."""
+    if settings.api_key is not None:
+        expected = settings.api_key.get_secret_value().encode()
+        given = credentials.credentials.encode() if credentials is not None else b""
+        if not hmac.compare_digest(given, expected):
+            raise Unauthorized("missing or wrong API key: send 'Authorization: Bearer <key>'")
+        key = _key_id(credentials.credentials)
+    else:
+        key = "client:" + (request.client.host if request.client else "unknown")
+    limiter: TokenBucket | None = request.app.state.rate_limiter
+    if limiter is not None:
+        wait = limiter.take(key)
+        if wait > 0:
+            raise Overloaded(f"rate limit of {limiter.rate:g} requests/s exceeded; retry later", retry_after=wait)
+
+
+AccessDep = Depends(require_access)

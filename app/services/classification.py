@@ -1,0 +1,128 @@
+"""Zero-shot classification with comparative prompting, and difference classification."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import torch
+
+from app.errors import InvalidInput
+from app.images import Source
+from app.schemas import (
+    ClassifyResponse,
+    ClassifyResult,
+    Comparative,
+    DifferenceResponse,
+    DifferenceResult,
+    LabelScore,
+)
+from app.services.embedding import Embedder, named, rows
+from models import geometry
+
+# |ĝ(I1) − ĝ(I2)| below this: the pair's embeddings coincide and their difference has no direction.
+MIN_DIFFERENCE = 1e-4
+
+
+async def classify(
+    embedder: Embedder,
+    *,
+    images: Sequence[Source],
+    labels: Sequence[str],
+    template: str,
+    comparatives: Sequence[Comparative] = (),
+    alpha: float = 0.8,
+    top_k: int | None = None,
+) -> ClassifyResponse:
+    # 1. Check inputs
+    embedder.check_count("images", images, at_least=1)
+    embedder.check_count("labels", labels, at_least=1)
+    embedder.check_count("comparatives", comparatives)
+    _check_labels(labels)
+    if "{}" not in template:
+        raise InvalidInput('template: must contain "{}" where the label goes')
+    pairs = _comparative_pairs(labels, comparatives)  # (K, 2)
+    prompts = [template.replace("{}", label) for label in labels]
+    texts = named("prompts", prompts) + [(f"comparatives[{k}].text", c.text) for k, c in enumerate(comparatives)]
+    embedder.check_texts(named("labels", labels) + texts)
+
+    # 2. Encode prompts + comparative texts (one job, cached) and images (another job)
+    text_vectors, image_vectors = await asyncio.gather(
+        embedder.texts(texts), embedder.images(named("images", images))
+    )  # (C + K, D), (N, D)
+    prototypes, comparative_vectors = text_vectors[: len(labels)], text_vectors[len(labels) :]
+
+    # 3. Comparative prompting (PAPER.md): move the second label of each pair
+    if len(comparatives):
+        prototypes = geometry.comparative_update(prototypes, pairs, comparative_vectors, alpha=alpha)
+
+    # 4. Score every image against every prototype, best first
+    scores = geometry.similarity(image_vectors, prototypes)  # (N, C)
+    k = min(top_k or len(labels), len(labels))
+    best_scores, best_labels = scores.topk(k, dim=1)  # (N, k), (N, k)
+    return ClassifyResponse(
+        results=[
+            ClassifyResult(labels=[LabelScore(label=labels[j], score=s) for j, s in zip(idx, vals, strict=True)])
+            for idx, vals in zip(best_labels.tolist(), rows(best_scores), strict=True)
+        ]
+    )
+
+
+def _check_labels(labels: Sequence[str]) -> None:
+    seen: set[str] = set()
+    for i, label in enumerate(labels):
+        if label in seen:
+            raise InvalidInput(f"labels[{i}]: {label!r} appears more than once")
+        seen.add(label)
+
+
+def _comparative_pairs(labels: Sequence[str], comparatives: Sequence[Comparative]) -> torch.Tensor:
+    """Label-index pairs (a_k, b_k) of the comparatives.  -> (K, 2) long"""
+    index = {label: i for i, label in enumerate(labels)}
+    unknown = sorted({name for c in comparatives for name in (c.first, c.second)} - index.keys())
+    if unknown:
+        raise InvalidInput(
+            f"comparatives: unknown labels {', '.join(map(repr, unknown))}; each first and second must be one of labels"
+        )
+    for k, c in enumerate(comparatives):
+        if c.first == c.second:
+            raise InvalidInput(f"comparatives[{k}]: first and second are the same label {c.first!r}")
+    return torch.tensor([[index[c.first], index[c.second]] for c in comparatives], dtype=torch.long).reshape(-1, 2)
+
+
+async def classify_difference(
+    embedder: Embedder, *, pairs: Sequence[tuple[Source, Source]], texts: Sequence[str]
+) -> DifferenceResponse:
+    # 1. Check inputs
+    embedder.check_count("pairs", pairs, at_least=1)
+    embedder.check_count("texts", texts, at_least=1)
+    embedder.check_texts(named("texts", texts))
+
+    # 2. Encode both images of every pair (one job) and the texts
+    sources = [
+        (f"pairs[{i}].{side}", image)
+        for i, pair in enumerate(pairs)
+        for side, image in zip(("first", "second"), pair, strict=True)
+    ]
+    image_vectors, text_vectors = await asyncio.gather(
+        embedder.images(sources), embedder.texts(named("texts", texts))
+    )  # (2P, D), (T, D)
+    first, second = image_vectors[0::2], image_vectors[1::2]  # (P, D) each
+
+    # 3. A pair whose embeddings coincide has no difference to score
+    gaps = (geometry.normalize(first) - geometry.normalize(second)).norm(dim=-1)  # (P,)
+    for i in (gaps < MIN_DIFFERENCE).nonzero().flatten().tolist():
+        raise InvalidInput(
+            f"pairs[{i}]: first and second have the same embedding (identical images?); "
+            "their difference has no direction to score"
+        )
+
+    # 4. Score every text against every pair's difference; the best is the largest |score|
+    scores = geometry.difference_scores(first, second, text_vectors)  # (P, T)
+    best = scores.abs().argmax(dim=1)  # (P,)
+    return DifferenceResponse(
+        results=[
+            DifferenceResult(scores=row, best=texts[b], reversed=row[b] < 0)
+            for row, b in zip(rows(scores), best.tolist(), strict=True)
+        ]
+    )

@@ -1,0 +1,105 @@
+"""Server settings: environment variables with the prefix ``PCCLIP_`` (pydantic-settings).
+
+Every field carries a description; the README's configuration reference is generated from them.
+`pcclip serve` flags override the environment (see `app.commands.serve`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PCCLIP_", extra="ignore", frozen=True)
+
+    # --- model -----------------------------------------------------------------------------
+    model: str = Field(
+        "tiny",
+        description="Model spec: `tiny`, `tiny-base`, `openclip:ARCH/PRETRAINED`, "
+        "`openclip:ARCH/random`, or a checkpoint folder written by `pcclip finetune`.",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where the model runs: `auto` (CUDA when present), `cpu` or `cuda`."
+    )
+
+    torch_threads: int | None = Field(
+        None,
+        ge=1,
+        description="CPU threads torch may use for one forward pass; unset = torch's default (all cores). "
+        "Set it to the container's CPU quota: oversubscribed threads make CPU inference many times slower.",
+    )
+
+    # --- network ---------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Interface to listen on (`0.0.0.0` in containers).")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
+
+    # --- access ----------------------------------------------------------------------------
+    api_key: SecretStr | None = Field(
+        None,
+        description="Bearer API key required on the model endpoints; unset = no authentication.",
+    )
+    rate_limit: float | None = Field(
+        None,
+        gt=0,
+        description="Sustained requests per second allowed per API key (per client address when "
+        "no key is configured); unset = no rate limit.",
+    )
+    rate_burst: int = Field(20, ge=1, description="Requests a key may make at once before `rate_limit` applies.")
+
+    # --- batching --------------------------------------------------------------------------
+    max_batch: int = Field(64, ge=1, description="Most items (images or texts) merged into one forward pass.")
+    max_wait_ms: float = Field(
+        2.0,
+        ge=0,
+        description="Longest a queued item waits for others to join its batch, in milliseconds.",
+    )
+    queue_limit: int = Field(
+        1024,
+        ge=1,
+        description="Most items waiting for the model; beyond it requests get 429 + Retry-After.",
+    )
+    text_cache_size: int = Field(10_000, ge=0, description="Text embeddings kept in the LRU cache (labels, prompts).")
+
+    # --- request limits --------------------------------------------------------------------
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="Largest request body accepted, in bytes (413).")
+    max_image_pixels: int = Field(
+        16_777_216,
+        ge=1,
+        description="Most pixels (width × height) in one image, checked before decoding.",
+    )
+    max_image_side: int = Field(8192, ge=1, description="Longest image side in pixels, checked before decoding.")
+    max_request_pixels: int = Field(67_108_864, ge=1, description="Most pixels over all images of one request.")
+    max_items: int = Field(
+        256,
+        ge=1,
+        description="Most entries in any one list of a request (images, texts, labels, pairs, comparatives).",
+    )
+    max_text_chars: int = Field(1000, ge=1, description="Longest text accepted, in characters.")
+
+    # --- image URLs ------------------------------------------------------------------------
+    allow_url_fetch: bool = Field(
+        False,
+        description='Accept `{"url": ...}` image inputs. Only public http(s) addresses are '
+        "fetched; private, loopback, link-local and reserved targets are always refused.",
+    )
+    url_timeout_s: float = Field(5.0, gt=0, description="Time limit for fetching one image URL.")
+    url_max_bytes: int = Field(10 * 1024 * 1024, ge=1, description="Largest image downloaded from a URL, in bytes.")
+
+    # --- other resources -------------------------------------------------------------------
+    index_dir: Path = Field(Path("data/index"), description="Folder holding the search index.")
+    sdxl_model: str | None = Field(
+        None,
+        description="SDXL weights for `/generate` (path or hub id); unset = generation unavailable.",
+    )
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="Server log level.")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment (a FastAPI dependency)."""
+    return Settings()

@@ -1,0 +1,169 @@
+"""The micro-batcher, with a stand-in encoder whose forward passes the test controls."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+
+from app.batcher import MicroBatcher
+from app.errors import NotReady, Overloaded
+
+
+class GatedEncoder:
+    """encode_*: row i = [value of item i, batch size]; blocks while `gate` is closed."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+        self.calls: list[tuple[str, int]] = []
+
+    def _run(self, kind: str, values: list[float]) -> torch.Tensor:
+        self.entered.set()
+        self.gate.wait(5)
+        if any(v < 0 for v in values):
+            raise ValueError("negative item")
+        self.calls.append((kind, len(values)))
+        return torch.tensor([[v, float(len(values))] for v in values])
+
+    def encode_pixels(self, pixels: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        return self._run("pixels", pixels[:, 0, 0, 0].tolist())
+
+    def encode_texts(self, texts, batch_size: int = 256) -> torch.Tensor:
+        return self._run("text", [float(t) for t in texts])
+
+
+def pixels(*values: float) -> torch.Tensor:
+    return torch.tensor(values).reshape(-1, 1, 1, 1).expand(-1, 3, 2, 2).contiguous()  # (n, 3, 2, 2)
+
+
+@pytest.fixture
+def encoder():  # shadows the real model: these tests are about queueing, not encoding
+    return GatedEncoder()
+
+
+def make(encoder, **options) -> MicroBatcher:
+    return MicroBatcher(encoder, **{"max_batch": 8, "max_wait_ms": 0, "queue_limit": 100, **options})
+
+
+def hold(encoder: GatedEncoder, batcher: MicroBatcher) -> None:
+    """Occupy the worker with a one-item batch so later jobs pile up in the queue."""
+    encoder.gate.clear()
+    batcher.submit("pixels", pixels(99))
+    assert encoder.entered.wait(5)
+
+
+def test_queued_jobs_merge_into_one_forward_and_each_gets_its_rows(encoder):
+    batcher = make(encoder)
+    hold(encoder, batcher)
+    futures = [batcher.submit("pixels", pixels(*range(10 * i, 10 * i + n))) for i, n in enumerate((1, 3, 2))]
+    encoder.gate.set()
+    results = [f.result(5) for f in futures]
+    assert [r[:, 0].tolist() for r in results] == [[0.0], [10.0, 11.0, 12.0], [20.0, 21.0]]
+    assert all((r[:, 1] == 6).all() for r in results)  # all six items went through one pass
+    assert encoder.calls == [("pixels", 1), ("pixels", 6)]
+    assert batcher.stats.largest_batch == 6
+    batcher.close()
+
+
+def test_batches_never_exceed_max_batch(encoder):
+    batcher = make(encoder, max_batch=4)
+    hold(encoder, batcher)
+    futures = [batcher.submit("pixels", pixels(float(i), float(i))) for i in range(5)]  # 10 items
+    encoder.gate.set()
+    for i, f in enumerate(futures):
+        assert f.result(5)[:, 0].tolist() == [float(i), float(i)]
+    assert [n for _, n in encoder.calls[1:]] == [4, 4, 2]
+    batcher.close()
+
+
+def test_a_job_larger_than_max_batch_runs_alone(encoder):
+    batcher = make(encoder, max_batch=2)
+    assert batcher.submit("pixels", pixels(1, 2, 3, 4, 5)).result(5)[:, 0].tolist() == [1, 2, 3, 4, 5]
+    batcher.close()
+
+
+def test_texts_and_pixels_never_share_a_batch(encoder):
+    batcher = make(encoder)
+    hold(encoder, batcher)
+    a = batcher.submit("text", ["1", "2"])
+    b = batcher.submit("pixels", pixels(3))
+    c = batcher.submit("text", ["4"])
+    encoder.gate.set()
+    assert a.result(5)[:, 0].tolist() == [1, 2] and c.result(5)[:, 0].tolist() == [4]
+    assert b.result(5)[:, 0].tolist() == [3]
+    assert sorted(encoder.calls[1:]) == [("pixels", 1), ("text", 3)]
+    batcher.close()
+
+
+def test_a_full_queue_is_refused_with_a_retry_hint(encoder):
+    batcher = make(encoder, queue_limit=4)
+    hold(encoder, batcher)
+    batcher.submit("pixels", pixels(1, 2, 3))
+    with pytest.raises(Overloaded) as refused:
+        batcher.submit("pixels", pixels(4, 5))
+    assert refused.value.retry_after > 0
+    assert "queued" in refused.value.message
+    assert batcher.queue_depth == 3
+    batcher.submit("pixels", pixels(6))  # still fits exactly
+    encoder.gate.set()
+    batcher.close()
+
+
+def test_an_empty_queue_admits_a_job_over_the_limit(encoder):
+    batcher = make(encoder, queue_limit=2)
+    assert batcher.submit("pixels", pixels(1, 2, 3)).result(5)[:, 0].tolist() == [1, 2, 3]
+    batcher.close()
+
+
+def test_one_bad_job_does_not_fail_the_jobs_merged_with_it(encoder):
+    batcher = make(encoder)
+    hold(encoder, batcher)
+    good = batcher.submit("pixels", pixels(1, 2))
+    bad = batcher.submit("pixels", pixels(-1))
+    also_good = batcher.submit("pixels", pixels(3))
+    encoder.gate.set()
+    assert good.result(5)[:, 0].tolist() == [1, 2]
+    assert also_good.result(5)[:, 0].tolist() == [3]
+    with pytest.raises(ValueError, match="negative"):
+        bad.result(5)
+    assert batcher.submit("pixels", pixels(7)).result(5)[:, 0].tolist() == [7]  # worker alive
+    batcher.close()
+
+
+def test_max_wait_lets_a_late_job_join(encoder):
+    batcher = make(encoder, max_wait_ms=300)
+    first = batcher.submit("pixels", pixels(1))
+    time.sleep(0.05)
+    second = batcher.submit("pixels", pixels(2))
+    assert first.result(5)[:, 1].tolist() == [2.0] and second.result(5)[:, 1].tolist() == [2.0]
+    batcher.close()
+
+
+def test_cancelled_jobs_are_skipped(encoder):
+    batcher = make(encoder)
+    hold(encoder, batcher)
+    gone = batcher.submit("pixels", pixels(1))
+    kept = batcher.submit("pixels", pixels(2))
+    assert gone.cancel()
+    encoder.gate.set()
+    assert kept.result(5)[:, 1].tolist() == [1.0]  # the cancelled item was not encoded
+    batcher.close()
+
+
+def test_close_fails_queued_jobs_and_refuses_new_ones(encoder):
+    batcher = make(encoder)
+    hold(encoder, batcher)
+    queued = batcher.submit("pixels", pixels(1))
+    closer = threading.Thread(target=batcher.close)
+    closer.start()
+    time.sleep(0.05)
+    encoder.gate.set()
+    closer.join(5)
+    with pytest.raises(NotReady):
+        queued.result(5)
+    with pytest.raises(NotReady):
+        batcher.submit("pixels", pixels(2))
