@@ -27,6 +27,10 @@ def _plural(shape: str) -> str:
     return f"{shape}s"
 
 
+def _objects(count: int) -> str:
+    return f"{NUMBER_WORDS[count]} object{'' if count == 1 else 's'}"
+
+
 def scene_differences(first: Mapping, second: Mapping, rng: random.Random) -> list[str]:
     """One clause per differing fact of two scenes, each in first-versus-second order."""
     clauses = []
@@ -52,8 +56,8 @@ def scene_differences(first: Mapping, second: Mapping, rng: random.Random) -> li
         more = first["count"] > second["count"]
         clauses.append(rng.choice([
             f"the first image has {'more' if more else 'fewer'} objects than the second",
-            f"there are {NUMBER_WORDS[first['count']]} objects in the first image instead of "
-            f"{NUMBER_WORDS[second['count']]}",
+            f"there {'is' if first['count'] == 1 else 'are'} {_objects(first['count'])} in the first image "
+            f"instead of {NUMBER_WORDS[second['count']]}",
             f"the first contains {'more' if more else 'fewer'} shapes than the second",
         ]))
     if first["position"] != second["position"]:
