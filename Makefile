@@ -34,3 +34,13 @@ lint: install
 # Extra training/evaluation data from Debian (needs root): Fashion-MNIST.
 data:
 	apt-get install -y dataset-fashion-mnist || (apt-get update && apt-get install -y dataset-fashion-mnist)
+
+# README's "Configuration reference", regenerated from app/settings.py (a test fails when stale).
+.PHONY: config-reference docker
+config-reference: install
+	$(PY) -m app.config_reference --write README.md
+
+# The API image (needs a Docker engine); see README "Deployment".
+DOCKER_IMAGE ?= pcclip:latest
+docker:
+	docker build -t $(DOCKER_IMAGE) .
