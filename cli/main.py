@@ -12,7 +12,8 @@ cli = typer.Typer(
 )
 
 
-def _register() -> None:
+def register() -> None:
+    """Attach the commands each package owns to the `pcclip` app."""
     from app.commands import serve
     from training.commands import evaluate, finetune, pairs, train_base
 
@@ -37,5 +38,5 @@ def _not_built(name: str):
 
 
 def main() -> None:
-    _register()
+    register()
     cli()

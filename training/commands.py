@@ -124,5 +124,9 @@ def pairs(
     if min_chars is None:
         min_chars = 0 if describer == "attributes" else PAPER_MIN_CHARS
     keep = make_filter(min_chars=min_chars, check_direction=check_direction)
-    stats = build_pairs(samples, writer, out, budget=limit, seed=seed, keep=keep)
+    try:
+        stats = build_pairs(samples, writer, out, budget=limit, seed=seed, keep=keep)
+    except (RuntimeError, ImportError) as error:  # a refused request, or the local model's package missing
+        typer.echo(f"pcclip pairs: {error}", err=True)
+        raise typer.Exit(1) from error
     typer.echo(f"wrote {out}: {stats.summary()}")
