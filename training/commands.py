@@ -103,12 +103,14 @@ def pairs(
     llm_model: Annotated[str, typer.Option(help="openai: model name the server serves.")] = "",
     api_key: Annotated[str | None, typer.Option(envvar="PCCLIP_LLM_API_KEY", help="openai: bearer key.")] = None,
     concurrency: Annotated[int, typer.Option(help="openai: requests in flight.")] = 8,
+    pairing: Annotated[str, typer.Option(help="random, or minimal: drawn scenes differing in one fact.")] = "random",
     seed: Annotated[int, typer.Option(help="Seed for images, pairs and wording.")] = 0,
 ) -> None:
     """Sample image pairs, describe how the first differs from the second, filter, save."""
     from training.describers import create_describer
-    from training.pair_builder import build_pairs
+    from training.pair_builder import build_pairs, describe_pairs
     from training.sources.base import load_source
+    from training.sources.scenes import minimal_pairs
     from training.text_filter import PAPER_MIN_CHARS, make_filter
 
     options: dict[str, object] = {"seed": seed} if describer in ("attributes", "local") else {}
@@ -116,16 +118,23 @@ def pairs(
         if not base_url or not llm_model:
             raise typer.BadParameter("--describer openai needs --base-url and --llm-model")
         options = {"base_url": base_url, "model": llm_model, "api_key": api_key, "concurrency": concurrency}
+    if pairing not in ("random", "minimal") or (pairing == "minimal" and source != ["scenes"]):
+        raise typer.BadParameter("--pairing is random, or minimal with --source scenes alone")
     try:
         writer = create_describer(describer, **options)
-        samples = [sample for name in source for sample in load_source(name, split=split, limit=images, seed=seed)]
+        samples = [] if pairing == "minimal" else [
+            sample for name in source for sample in load_source(name, split=split, limit=images, seed=seed)
+        ]
     except (ValueError, FileNotFoundError) as error:
         raise typer.BadParameter(str(error)) from error
     if min_chars is None:
         min_chars = 0 if describer == "attributes" else PAPER_MIN_CHARS
     keep = make_filter(min_chars=min_chars, check_direction=check_direction)
     try:
-        stats = build_pairs(samples, writer, out, budget=limit, seed=seed, keep=keep)
+        if pairing == "minimal":
+            stats = describe_pairs(minimal_pairs(split, limit, seed), writer, out, keep=keep)
+        else:
+            stats = build_pairs(samples, writer, out, budget=limit, seed=seed, keep=keep)
     except (RuntimeError, ImportError) as error:  # a refused request, or the local model's package missing
         typer.echo(f"pcclip pairs: {error}", err=True)
         raise typer.Exit(1) from error

@@ -64,10 +64,22 @@ def build_pairs(
     batch_size: int = 32,
 ) -> PairStats:
     """Sample `budget` ordered pairs within each source, describe, filter and append to `out`."""
+    return describe_pairs(_pairs_within_sources(samples, budget, seed), describer, out, keep=keep,
+                          batch_size=batch_size)
+
+
+def describe_pairs(
+    candidates: Sequence[tuple[Sample, Sample]],
+    describer: Describer,
+    out: Path,
+    *,
+    keep: TextFilter | None = None,
+    batch_size: int = 32,
+) -> PairStats:
+    """Describe given pairs, filter the texts and append the kept ones to `out`."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = {(r.first, r.second) for r in read_pairs(out)} if out.exists() else set()
-    candidates = _pairs_within_sources(samples, budget, seed)
     stats = PairStats(sampled=len(candidates))
     progress = tqdm(total=len(candidates), desc=f"describing ({describer.name})", unit="pair")
     for start in range(0, len(candidates), batch_size):

@@ -490,3 +490,19 @@ def test_real_emoji_package():
     assert {s.attributes["base"] for s in train}.isdisjoint(s.attributes["base"] for s in test)
     assert all(s.image.size == (64, 64) and s.image.getpixel((0, 0)) == (255, 255, 255) for s in train)
     assert 250 < len(test) < 500  # ~10% of the 3,781 images
+
+
+def test_minimal_scene_pairs_differ_in_exactly_one_fact():
+    from training.sources.scenes import minimal_pairs
+
+    pairs = minimal_pairs("train", 60, seed=3)
+    assert pairs == minimal_pairs("train", 60, seed=3) or all(
+        a.uid == c.uid for (a, _), (c, _) in zip(pairs, minimal_pairs("train", 60, seed=3), strict=True)
+    )
+    varied = set()
+    for first, second in pairs:
+        changed = [key for key in first.attributes if first.attributes[key] != second.attributes[key]]
+        assert len(changed) == 1, changed
+        varied.add(changed[0])
+        assert first.image.tobytes() != second.image.tobytes()
+    assert varied == {"color", "shape", "size", "count", "position", "background"}
