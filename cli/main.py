@@ -14,7 +14,7 @@ cli = typer.Typer(
 
 def register() -> None:
     """Attach the commands each package owns to the `pcclip` app."""
-    from app.commands import serve
+    from app.commands import generate, index_app, serve
     from training.commands import evaluate, finetune, pairs, train_base
 
     cli.command("serve", help="Serve the HTTP API (OpenAPI docs at /docs).")(serve)
@@ -22,19 +22,10 @@ def register() -> None:
     cli.command("pairs", help="Sample image pairs and describe their differences.")(pairs)
     cli.command("finetune", help="PC-CLIP finetuning of a model's text tower on a pairs file.")(finetune)
     cli.command("eval", help="Evaluate a model against a baseline; writes a report.")(evaluate)
-    for name, issue in (
-        ("index", "retrieval"),
-        ("generate", "SDXL generation"),
-    ):
-        cli.command(name, help=f"Not built yet (see the {issue} issue).")(_not_built(name))
-
-
-def _not_built(name: str):
-    def command() -> None:
-        typer.echo(f"pcclip {name}: not built yet", err=True)
-        raise typer.Exit(2)
-
-    return command
+    cli.add_typer(index_app, name="index", help="Build or rebuild the retrieval index from image folders.")
+    cli.command("generate", help="SDXL images of prompt + Σ wᵢ·editᵢ, PC-CLIP in SDXL's text_encoder slot.")(
+        generate
+    )
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ from models import tiny
 from models.encoder import Encoder
 from models.factory import tiny_encoder
 from models.images import to_rgb
+from training.describers.attributes import NUMBER_WORDS
 from training.sources.base import Sample, load_source
 from training.sources.cpunks import TYPE_PHRASES
 from training.sources.scenes import POSITION_PHRASES
@@ -67,7 +68,7 @@ def caption_variants(sample: Sample, rng: random.Random) -> list[str]:
     if sample.source == "scenes":
         plural = facts["count"] > 1
         shape = f"{facts['shape']}s" if plural else facts["shape"]
-        number = {1: "one", 2: "two", 3: "three", 4: "four"}[facts["count"]]
+        number = NUMBER_WORDS[facts["count"]]
         short = rng.choice([
             f"a photo of a {facts['color']} {facts['shape']}",
             f"a {facts['color']} shape",

@@ -12,15 +12,9 @@ import random
 from collections.abc import Mapping, Sequence
 
 from training.describers.base import PairInput
+from training.sources.scenes import POSITION_PHRASES
 
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
-POSITION_PHRASES = {
-    "left": "on the left",
-    "right": "on the right",
-    "top": "at the top",
-    "bottom": "at the bottom",
-    "center": "in the center",
-}
 
 
 def _plural(shape: str) -> str:
