@@ -103,6 +103,7 @@ def pairs(
     llm_model: Annotated[str, typer.Option(help="openai: model name the server serves.")] = "",
     api_key: Annotated[str | None, typer.Option(envvar="PCCLIP_LLM_API_KEY", help="openai: bearer key.")] = None,
     concurrency: Annotated[int, typer.Option(help="openai: requests in flight.")] = 8,
+    max_clauses: Annotated[int, typer.Option(help="attributes: differences stated per text.")] = 2,
     pairing: Annotated[str, typer.Option(help="random, or minimal: drawn scenes differing in one fact.")] = "random",
     seed: Annotated[int, typer.Option(help="Seed for images, pairs and wording.")] = 0,
 ) -> None:
@@ -114,6 +115,8 @@ def pairs(
     from training.text_filter import PAPER_MIN_CHARS, make_filter
 
     options: dict[str, object] = {"seed": seed} if describer in ("attributes", "local") else {}
+    if describer == "attributes":
+        options["max_clauses"] = max_clauses
     if describer == "openai":
         if not base_url or not llm_model:
             raise typer.BadParameter("--describer openai needs --base-url and --llm-model")

@@ -5,6 +5,8 @@ import random
 import pytest
 import torch
 
+from models import geometry
+from training.evaluation.comparative import fashion_comparative, top_confusions
 from training.evaluation.difference import TASKS, DifferencePair, evaluate_differences, mean_and_error
 from training.evaluation.geometry_check import distance
 from training.evaluation.report import headline, markdown
@@ -58,10 +60,34 @@ def test_report_headline_and_markdown_name_every_section():
         "difference": {"size": {"model": row, "baseline": base_row}},
         "zero_shot": {"model": {"colour": probe}, "baseline": {"colour": probe}},
         "geometry": {"model": 0.9, "baseline": 1.0},
+        "comparative": {"model": {"skipped": "no data"}, "baseline": {"skipped": "no data"}},
     }
     top = headline(results)
     assert top["model"]["difference"] == pytest.approx(0.75)
     assert top["baseline"]["zero_shot"] == pytest.approx(0.9)
     text = markdown(results)
-    for section in ("Difference classification", "Zero-shot", "Geometry", "+20.0%"):
+    for section in ("Difference classification", "Zero-shot", "Comparative prompting", "Geometry", "+20.0%"):
         assert section in text
+
+
+def test_top_confusions_are_the_most_frequent_mistakes():
+    targets = [0, 0, 0, 1, 1, 2, 2, 2]
+    predictions = torch.tensor([1, 1, 0, 1, 2, 0, 0, 1])
+    assert top_confusions(predictions, targets, k=2) == [(0, 1), (2, 0)]
+
+
+def test_comparative_prompting_fixes_a_confusion_it_is_told_about():
+    # class 1's prompt sits too close to class 0's images; the comparative text says how 0 and 1 differ
+    images = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.1], [0.3, 1.0, 0.0], [0.4, 1.0, 0.0]])
+    prototypes = torch.tensor([[1.0, 0.0, 0.0], [0.9, 0.45, 0.0]])
+    before = geometry.similarity(images, prototypes).argmax(dim=1)
+    assert before.tolist() == [0, 0, 1, 1]  # correct here; now move class 1 away from class 0
+    comparative = torch.tensor([[1.0, -1.0, 0.0]])  # "0 is …, while 1 is …" ≈ f(0) − f(1)
+    updated = geometry.comparative_update(prototypes, torch.tensor([[0, 1]]), comparative, alpha=0.5)
+    assert updated[1, 1] > torch.nn.functional.normalize(prototypes, dim=-1)[1, 1]  # 1 moved away from 0
+    torch.testing.assert_close(updated[0], prototypes[0])
+
+
+def test_comparative_texts_name_both_classes_in_order():
+    text = fashion_comparative("shirt", "pullover")
+    assert text.startswith("A shirt has a collar") and "while a pullover" in text

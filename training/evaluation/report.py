@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from models import create_model
+from training.evaluation.comparative import evaluate_comparative, fashion_comparative
 from training.evaluation.difference import evaluate_differences
 from training.evaluation.geometry_check import geometry_distance
 from training.probes import base_model_probes
@@ -22,6 +23,8 @@ def evaluate(model: str, baseline: str, *, seeds: int = 5, pairs_per_seed: int =
     say("zero-shot classification")
     probes = base_model_probes(seed=1000)
     zero_shot = {name: evaluate_probes(encoder, probes) for name, encoder in encoders.items()}
+    say("comparative prompting")
+    comparative = {name: _comparative(encoder, probes) for name, encoder in encoders.items()}
     say("geometry")
     geometry = {name: geometry_distance(encoder) for name, encoder in encoders.items()}
     return {
@@ -29,8 +32,19 @@ def evaluate(model: str, baseline: str, *, seeds: int = 5, pairs_per_seed: int =
         "protocol": {"seeds": seeds, "pairs_per_seed": pairs_per_seed},
         "difference": differences,
         "zero_shot": zero_shot,
+        "comparative": comparative,
         "geometry": geometry,
     }
+
+
+def _comparative(encoder, probes) -> dict[str, Any]:
+    """Comparative prompting on Fashion-MNIST (skipped when the data set is not installed)."""
+    from training.sources.fashion_mnist import FASHION_CLASSES
+
+    fashion = [probe for probe in probes if probe.name.startswith("fashion-mnist")]
+    if not fashion:
+        return {"skipped": "Fashion-MNIST is not installed (make data)"}
+    return evaluate_comparative(encoder, fashion[0], FASHION_CLASSES, fashion_comparative)
 
 
 def headline(results: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -74,6 +88,18 @@ def markdown(results: dict[str, Any]) -> str:
     for probe, row in results["zero_shot"]["model"].items():
         base = results["zero_shot"]["baseline"][probe]
         lines.append(f"| {probe} | {row['chance']:.0%} | {row['accuracy']:.1%} | {base['accuracy']:.1%} |")
+    lines += ["", "## Comparative prompting", "",
+              "Top-3 confusions of each model on held-out Fashion-MNIST; for each, a comparative text moves "
+              "the predicted class's prototype (PAPER.md). Accuracy on the confused classes / overall.", ""]
+    for name in models:
+        block = results["comparative"][name]
+        if "skipped" in block:
+            lines.append(f"- {name}: skipped ({block['skipped']})")
+            continue
+        pairs = "; ".join(f"{c['true']} → {c['predicted']}" for c in block["confusions"])
+        lines += [f"**{name}** — confusions: {pairs}", "", "| α | confused classes | overall |", "| --- | --- | --- |"]
+        lines += [f"| {row['alpha']:.1f} | {row['confused']:.1%} | {row['overall']:.1%} |" for row in block["sweep"]]
+        lines.append("")
     lines += ["", "## Geometry", "",
               "1 − cos(normalize(f(A) − f(B)), f(c_AB)) over colour and shape class prompts; lower is better.", "",
               f"model {results['geometry']['model']:.3f}, baseline {results['geometry']['baseline']:.3f}", ""]
