@@ -57,13 +57,11 @@ def _build_tiny_base() -> Encoder:
 
 
 def _build_tiny() -> Encoder:
-    if (tiny.TINY_DIR / "metadata.json").is_file():
-        encoder = _build_checkpoint(tiny.TINY_DIR)
-        encoder.spec = "tiny"
-        return encoder
-    encoder = _build_tiny_base()
+    """`tiny` is a PC-CLIP checkpoint of `tiny-base`, shipped in `models/weights/tiny/`."""
+    if not (tiny.TINY_DIR / "metadata.json").is_file():
+        raise SpecError(f"tiny weights are missing ({tiny.TINY_DIR}); use tiny-base, or reinstall pcclip")
+    encoder = _build_checkpoint(tiny.TINY_DIR)
     encoder.spec = "tiny"
-    encoder.notes.append("tiny resolves to tiny-base: the PC-CLIP finetune of the embedded model is not shipped yet")
     return encoder
 
 
