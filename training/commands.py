@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -59,6 +60,8 @@ def finetune(
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
     report = finetuning.run(config, out, cache_dir=cache_dir, device=device)
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun only rank 0 reports
     last = report["history"][-1]
     typer.echo(
         f"wrote {out}: {report['train_pairs']} train / {report['val_pairs']} val pairs, "

@@ -24,11 +24,15 @@ from tqdm.auto import tqdm
 from models import create_model, geometry, save_checkpoint
 from models.encoder import Encoder
 from models.towers import text_block_names, text_block_state
+from training import distributed
+from training.distributed import SINGLE, Worker
 from training.embedding_cache import EmbeddingCache
 from training.pairs import read_pairs, split_by_image
 
 LOSSES = ("infonce", "mse")
 STATE_FILE = "training_state.pt"
+# Settings a resumed run may change: more epochs, and how the result is exported.
+RESUME_MAY_CHANGE = ("epochs", "wise_alpha", "export_dtype")
 
 
 @dataclass(frozen=True)
@@ -117,29 +121,35 @@ def encode_texts_train(encoder: Encoder, tokens: torch.Tensor) -> torch.Tensor:
     return F.normalize(encoder.model.encode_text(tokens.to(encoder.device)).float(), dim=-1)
 
 
-def train_one_epoch(encoder: Encoder, data: PairData, optimizer, config: FinetuneConfig, epoch: int) -> float:
-    """One pass over shuffled training pairs; returns the mean loss."""
+def train_one_epoch(
+    encoder: Encoder, data: PairData, optimizer, config: FinetuneConfig, epoch: int, worker: Worker = SINGLE
+) -> float:
+    """One pass over shuffled training pairs; returns the mean loss (over all workers)."""
     encoder.model.train()
     generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
     order = torch.randperm(len(data), generator=generator)
     micro = max(2, config.batch_size // config.grad_accum)
     batches = [order[i:i + micro] for i in range(0, len(order), micro)]
-    batches = [b for b in batches if len(b) >= 2]  # a batch of one has no negatives
+    batches = [b for b in batches if len(b) >= 2 * worker.world]  # every share needs a negative
+    parameters = [p for p in encoder.model.parameters() if p.requires_grad]
     losses = []
-    progress = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False)
+    progress = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
+                    disable=not worker.main)
     optimizer.zero_grad(set_to_none=True)
     for step, batch in enumerate(progress, start=1):
-        texts = encode_texts_train(encoder, data.tokens[batch])
-        loss = pair_loss(texts, data.differences[batch].to(encoder.device), config.loss, config.tau)
+        mine = distributed.shard(batch, worker)
+        texts = encode_texts_train(encoder, data.tokens[mine])
+        loss = pair_loss(texts, data.differences[mine].to(encoder.device), config.loss, config.tau)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} in epoch {epoch + 1}; lower --lr")
         (loss / config.grad_accum).backward()
         if step % config.grad_accum == 0 or step == len(batches):
+            distributed.average_gradients(parameters, worker)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         losses.append(loss.item())
         progress.set_postfix(loss=f"{loss.item():.4f}")
-    return sum(losses) / max(1, len(losses))
+    return distributed.mean(sum(losses) / max(1, len(losses)), worker)
 
 
 @torch.no_grad()
@@ -165,14 +175,28 @@ def wise_average(finetuned: dict[str, torch.Tensor], base: dict[str, torch.Tenso
 
 
 def run(config: FinetuneConfig, out: Path, *, cache_dir: Path, device: str = "auto") -> dict[str, Any]:
-    """Finetune, validating and checkpointing every epoch; resumes from `out` if it holds a run."""
-    out = Path(out)
+    """Finetune, validating and checkpointing every epoch; resumes from `out` if it holds a run.
+
+    Under torchrun every process runs this; see `training.distributed`.
+    """
+    worker, device = distributed.start(device)
+    try:
+        return _run(config, Path(out), cache_dir, device, worker)
+    finally:
+        distributed.stop(worker)
+
+
+def _run(config: FinetuneConfig, out: Path, cache_dir: Path, device: str, worker: Worker) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     encoder = create_model(config.base, device=device, precision="fp32")
     base_state, base_fingerprint = text_block_state(encoder.model), encoder.fingerprint
-    train, val = build_data(encoder, config, cache_dir)
+    if worker.main:  # the main worker fills the embedding cache; the others then only read it
+        train, val = build_data(encoder, config, cache_dir)
+    distributed.barrier(worker)
+    if not worker.main:
+        train, val = build_data(encoder, config, cache_dir)
     parameters = freeze_all_but_text_blocks(encoder.model)
     optimizer, scheduler = build_optimizer(parameters, config)
     history: list[dict[str, float]] = []
@@ -181,19 +205,24 @@ def run(config: FinetuneConfig, out: Path, *, cache_dir: Path, device: str = "au
     if start_epoch == 0:
         history.append({"epoch": 0, **evaluate(encoder, val, config)})
     for epoch in range(start_epoch, config.epochs):
-        train_loss = train_one_epoch(encoder, train, optimizer, config, epoch)
+        train_loss = train_one_epoch(encoder, train, optimizer, config, epoch, worker)
         scheduler.step()
         history.append({"epoch": epoch + 1, "train_loss": train_loss, **evaluate(encoder, val, config)})
-        tqdm.write(_epoch_line(history[-1]))
-        _save_epoch(out, encoder, optimizer, scheduler, history, config, base_fingerprint)
+        distributed.check_in_sync(parameters, worker)
+        if worker.main:
+            tqdm.write(_epoch_line(history[-1]))
+            _save_epoch(out, encoder, optimizer, scheduler, history, config, base_fingerprint)
+        distributed.barrier(worker)
     report = {
         "config": asdict(config),
         "train_pairs": len(train),
         "val_pairs": len(val),
+        "workers": worker.world,
         "history": history,
         "seconds": round(time.monotonic() - started, 1),
     }
-    export(out, encoder, base_state, base_fingerprint, config, report)
+    if worker.main:
+        export(out, encoder, base_state, base_fingerprint, config, report)
     return report
 
 
@@ -264,7 +293,8 @@ def _resume(path: Path, encoder, optimizer, scheduler, history, config: Finetune
         return 0
     state = torch.load(path, weights_only=True)
     saved, asked = json.loads(state["config"]), json.loads(json.dumps(asdict(config)))
-    saved.pop("epochs"), asked.pop("epochs")  # more epochs may be asked of a finished run
+    for free in RESUME_MAY_CHANGE:
+        saved.pop(free, None), asked.pop(free, None)
     if saved != asked:
         changed = sorted(key for key in asked if saved.get(key) != asked[key])
         raise ValueError(f"{path} belongs to a run with other settings ({', '.join(changed)}); use a new --out")

@@ -1,5 +1,6 @@
 """Finetuning on a small real pairs file made from drawn scenes with exact differences."""
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -112,3 +113,23 @@ def test_bad_configuration_is_refused(pairs_file):
         finetune.FinetuneConfig(pairs=str(pairs_file), loss="hinge")
     with pytest.raises(ValueError, match="wise_alpha"):
         finetune.FinetuneConfig(pairs=str(pairs_file), wise_alpha=1.5)
+
+
+def test_two_process_data_parallel_run_under_torchrun(pairs_file, tmp_path):
+    """torchrun with 2 CPU processes (gloo): replicas stay in sync and rank 0 writes the checkpoint."""
+    import os
+    import subprocess
+    import sys
+
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "cli", "finetune", "--pairs", str(pairs_file), "--out", str(tmp_path / "ddp"),
+        "--epochs", "1", "--batch-size", "32", "--lr", "2e-4", "--val-fraction", "0.2",
+        "--cache-dir", str(tmp_path / "cache"), "--device", "cpu",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "ddp" / "report.json").read_text())
+    assert report["workers"] == 2
+    assert load_checkpoint(tmp_path / "ddp").base == "tiny-base"
