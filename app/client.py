@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 from PIL import Image
@@ -30,6 +31,15 @@ from app.schemas import (
     InfoResponse,
     RankResponse,
     ReadyResponse,
+)
+from app.schemas.generate import EditTerm, GenerateAccepted, JobStatusResponse
+from app.schemas.index import (
+    AddItemsResponse,
+    DeleteResponse,
+    IndexInfo,
+    IndexItem,
+    SearchResponse,
+    SearchTerm,
 )
 
 ImageLike = Image.Image | bytes | str | Path | ImageInput
@@ -142,8 +152,93 @@ class PcclipClient:
         }
         return self._post("/classify/difference", body, DifferenceResponse)
 
-    def rank(self, images: Sequence[ImageLike], text: str) -> RankResponse:
-        return self._post("/rank", {"images": _images(images), "text": text}, RankResponse)
+    def rank(self, images: Sequence[ImageLike], text: str, *, ids: Sequence[str] = ()) -> RankResponse:
+        """Order images (and indexed items, by id) along a difference text."""
+        return self._post("/rank", {"images": _images(images), "text": text, "ids": list(ids)}, RankResponse)
+
+    # --- index and search ------------------------------------------------------------------
+
+    def index_info(self) -> IndexInfo:
+        return self._get("/index", IndexInfo)
+
+    def index_add(self, items: Sequence[tuple[str, ImageLike] | tuple[str, ImageLike, dict]]) -> AddItemsResponse:
+        """Add or replace items given as (id, image) or (id, image, metadata)."""
+        body = {
+            "items": [
+                {"id": item[0], "image": _images([item[1]])[0], "metadata": item[2] if len(item) > 2 else {}}
+                for item in items
+            ]
+        }
+        return self._post("/index/items", body, AddItemsResponse)
+
+    def index_item(self, item_id: str) -> IndexItem:
+        return self._get(f"/index/items/{quote(item_id, safe='')}", IndexItem)
+
+    def index_delete(self, item_id: str) -> DeleteResponse:
+        response = self._http.delete(f"/index/items/{quote(item_id, safe='')}", headers=self._headers)
+        self._check(response)
+        return DeleteResponse.model_validate(response.json())
+
+    def search(
+        self,
+        terms: Sequence[SearchTerm | dict],
+        *,
+        k: int = 10,
+        filter: dict | None = None,
+        include_query_items: bool = False,
+    ) -> SearchResponse:
+        """Search with weighted terms, e.g. `[{"id": "forest-17"}, {"difference": "snowier", "weight": 0.8}]`;
+        an `image` may be any `ImageLike`."""
+        body: dict[str, Any] = {"terms": [_term(t) for t in terms], "k": k, "include_query_items": include_query_items}
+        if filter is not None:
+            body["filter"] = filter
+        return self._post("/search", body, SearchResponse)
+
+    # --- generation ------------------------------------------------------------------------
+
+    def generate(
+        self,
+        prompt: str,
+        *,
+        edits: Sequence[EditTerm | dict | tuple[str, float]] = (),
+        negative_prompt: str | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        seed: int | None = None,
+    ) -> GenerateAccepted:
+        """Queue an SDXL job for `prompt + Σ wᵢ · editᵢ`; edits as ("snowier", 0.8) or dicts."""
+        body: dict[str, Any] = {"prompt": prompt, "edits": [_edit(edit) for edit in edits]}
+        options = {"negative_prompt": negative_prompt, "steps": steps, "guidance": guidance, "width": width}
+        options |= {"height": height, "seed": seed}
+        body |= {name: value for name, value in options.items() if value is not None}
+        return self._post("/generate", body, GenerateAccepted)
+
+    def generation(self, job_id: str) -> JobStatusResponse:
+        """A job's status, progress and (when done) image and conditioning report."""
+        return self._get(f"/generate/{quote(job_id, safe='')}", JobStatusResponse)
+
+    def cancel_generation(self, job_id: str) -> JobStatusResponse:
+        response = self._http.delete(f"/generate/{quote(job_id, safe='')}", headers=self._headers)
+        self._check(response)
+        return JobStatusResponse.model_validate(response.json())
+
+    def generation_events(self, job_id: str) -> Iterator[JobStatusResponse]:
+        """The job's server-sent progress events (without the image), until it finishes."""
+        with self._http.stream("GET", f"/generate/{quote(job_id, safe='')}/events", headers=self._headers) as stream:
+            if stream.is_error:
+                stream.read()
+                self._raise(stream)
+            for line in stream.iter_lines():
+                if line.startswith("data: "):
+                    yield JobStatusResponse.model_validate_json(line.removeprefix("data: "))
+
+    def wait_generation(self, job_id: str) -> JobStatusResponse:
+        """Follow the job's events to its end, then fetch it with its image."""
+        for _ in self.generation_events(job_id):
+            pass
+        return self.generation(job_id)
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -168,6 +263,28 @@ class PcclipClient:
         except ValueError:
             detail = response.text
         raise PcclipError(response.status_code, detail, response.headers.get("retry-after"))
+
+
+def _edit(edit: EditTerm | dict | tuple[str, float]) -> dict:
+    if isinstance(edit, tuple):
+        return {"text": edit[0], "weight": edit[1]}
+    return EditTerm.model_validate(edit).model_dump()
+
+
+def generated_image(status: JobStatusResponse) -> Image.Image:
+    """The PIL image of a finished job."""
+    if status.image_png_b64 is None:
+        raise ValueError(f"job {status.job_id} has no image (status {status.status})")
+    return Image.open(io.BytesIO(base64.b64decode(status.image_png_b64)))
+
+
+def _term(term: SearchTerm | dict) -> dict:
+    if isinstance(term, SearchTerm):
+        return term.model_dump(exclude_none=True)
+    term = dict(term)
+    if "image" in term:
+        term["image"] = _images([term["image"]])[0]
+    return term
 
 
 def _images(images: Sequence[ImageLike]) -> list[dict]:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
 
 from app.settings import Settings
 from models import SpecError, parse_spec
+
+if TYPE_CHECKING:
+    from models.generation.pipeline import Edit
 
 
 def serve(
@@ -75,3 +78,167 @@ def build_settings(**flags: object) -> Settings:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise typer.BadParameter(problems) from None
     return settings
+
+
+def generate(
+    prompt: Annotated[str, typer.Argument(help="What to draw.")],
+    edit: Annotated[
+        list[str] | None,
+        typer.Option("--edit", help='A weighted edit "TEXT=WEIGHT" (weight 1 when omitted); repeatable.'),
+    ] = None,
+    negative_prompt: Annotated[str | None, typer.Option(help="Plain negative prompt.")] = None,
+    steps: Annotated[int, typer.Option(min=1, help="Denoising steps.")] = 30,
+    guidance: Annotated[float, typer.Option(min=0, help="Classifier-free guidance scale.")] = 5.0,
+    width: Annotated[int, typer.Option(min=8, help="Width in pixels (multiple of 8).")] = 1024,
+    height: Annotated[int, typer.Option(min=8, help="Height in pixels (multiple of 8).")] = 1024,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the first image; image i uses seed + i.")] = 0,
+    count: Annotated[int, typer.Option(min=1, help="Images to generate.")] = 1,
+    model: Annotated[str | None, typer.Option(help="PC-CLIP model spec for SDXL's text_encoder slot.")] = None,
+    sdxl_model: Annotated[
+        str | None, typer.Option(help="SDXL weights (folder or hub id); default PCCLIP_SDXL_MODEL.")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the PNGs and generate.json.")] = Path("generated"),
+    compare_base: Annotated[
+        bool, typer.Option(help="Also generate every image with the pipeline's own text encoders (same seeds).")
+    ] = False,
+    target: Annotated[
+        str | None, typer.Option(help='Score every image against this text (e.g. "a snowy forest").')
+    ] = None,
+    judge: Annotated[str | None, typer.Option(help="Model spec that scores against --target; default --model.")] = None,
+) -> None:
+    """Generate SDXL images of `prompt + Σ wᵢ · editᵢ`, write PNGs and a JSON report."""
+    import json
+
+    from tqdm import tqdm
+
+    from models import create_model
+    from models.generation.clip_score import clip_score
+    from models.generation.pipeline import GenerationRequest, SDXLBridge, load_pipeline, pipeline_view
+
+    # 1. Settings and inputs (the environment's PCCLIP_* with these flags on top)
+    settings = build_settings(model=model, device=device, sdxl_model=sdxl_model)
+    if settings.sdxl_model is None:
+        raise typer.BadParameter(
+            "no SDXL weights: give --sdxl-model or set PCCLIP_SDXL_MODEL", param_hint="--sdxl-model"
+        )
+    edits = tuple(_parse_edit(text) for text in edit or [])
+
+    # 2. Load the PC-CLIP model and SDXL; the model takes the text_encoder slot when it fits
+    encoder = create_model(settings.model, device=settings.device)
+    pipe = load_pipeline(settings.sdxl_model, device=settings.device)
+    base = SDXLBridge(pipeline_view(pipe), None) if compare_base else None  # before `pipe`'s slot is swapped
+    arms = {"pcclip": SDXLBridge(pipe, encoder), **({"base": base} if base else {})}
+    if not arms["pcclip"].pcclip_in_slot:
+        typer.echo(f"note: {arms['pcclip'].fallback_reason}; using the pipeline's own encoders", err=True)
+    scorer = create_model(judge, device=settings.device) if target and judge else encoder
+
+    # 3. Generate, arm by arm, seed by seed
+    out.mkdir(parents=True, exist_ok=True)
+    records = []
+    with tqdm(total=len(arms) * count * steps, desc="generate", unit="step") as bar:
+        for arm, bridge in arms.items():
+            for index in range(count):
+                request = GenerationRequest(
+                    prompt=prompt, edits=edits, negative_prompt=negative_prompt, steps=steps,
+                    guidance=guidance, width=width, height=height, seed=seed + index,
+                )
+                result = bridge.generate(request, on_step=lambda done, total: bar.update(1))
+                path = out / f"{arm}-seed{request.seed}.png"
+                result.image.save(path)
+                record = {"arm": arm, "seed": request.seed, "file": path.name, "report": result.report.to_dict()}
+                if target:
+                    record["clip_score"] = float(clip_score(scorer, [result.image], target)[0])
+                records.append(record)
+
+    # 4. Report and a one-line summary
+    summary = {
+        "prompt": prompt, "edits": [{"text": e.text, "weight": e.weight} for e in edits], "target": target,
+        "model": settings.model, "judge": scorer.spec if target else None, "sdxl_model": settings.sdxl_model,
+        "images": records,
+    }
+    (out / "generate.json").write_text(json.dumps(summary, indent=2))
+    scores = {
+        arm: sum(r["clip_score"] for r in records if r["arm"] == arm) / count for arm in arms if target
+    }
+    typer.echo(f"{len(records)} images in {out}" + "".join(f"; CLIP score {a} {s:.4f}" for a, s in scores.items()))
+
+
+def _parse_edit(text: str) -> Edit:
+    """ "snowier=0.8" → Edit("snowier", 0.8); "snowier" → weight 1; a non-number after "=" is text."""
+    from models.generation.pipeline import Edit
+
+    body, sep, weight = text.rpartition("=")
+    if sep:
+        try:
+            return Edit(body.strip(), float(weight))
+        except ValueError:
+            pass
+    return Edit(text.strip(), 1.0)
+
+
+# --- pcclip index build | rebuild ------------------------------------------------------------
+
+index_app = typer.Typer(
+    help="Build the search index from a folder of images, or re-embed it with another model. "
+    "Run these while no server has the index open.",
+    no_args_is_help=True,
+)
+
+
+@index_app.command("build")
+def index_build(
+    folder: Annotated[
+        Path, typer.Argument(exists=True, file_okay=False, help="Folder of images (searched recursively).")
+    ],
+    index_dir: Annotated[Path | None, typer.Option(help="The index folder; default PCCLIP_INDEX_DIR.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model spec; default PCCLIP_MODEL.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 32,
+    recursive: Annotated[bool, typer.Option(help="Include subfolders.")] = True,
+) -> None:
+    """Embed every image under FOLDER into the index (ids are folder-relative paths, `a/b.jpg` →
+    `a:b.jpg`). Resumable: ids already indexed are skipped."""
+    from app.index import AnnParams, IndexStore
+    from app.index.build import build_index, folder_images
+    from models import create_model
+
+    settings = build_settings(model=model, device=device, index_dir=index_dir)
+    images = folder_images(folder, recursive=recursive)
+    encoder = create_model(settings.model, device=settings.device)
+    params = AnnParams(exact_max=settings.index_exact_max, ef_search=settings.index_ef_search)
+    with IndexStore.open(
+        settings.index_dir, fingerprint=encoder.fingerprint, embed_dim=encoder.embed_dim, params=params
+    ) as store:
+        summary = build_index(store, encoder, images, batch_size=batch_size)
+    typer.echo(f"index {settings.index_dir}: {summary.line()}")
+
+
+@index_app.command("rebuild")
+def index_rebuild(
+    index_dir: Annotated[Path | None, typer.Option(help="The index folder; default PCCLIP_INDEX_DIR.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model spec to re-embed with; default PCCLIP_MODEL.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 32,
+    drop_missing: Annotated[bool, typer.Option(help="Leave out items whose source image is gone.")] = False,
+) -> None:
+    """Re-embed every indexed item with MODEL from its stored source image, and stamp the index
+    with MODEL's fingerprint (after a model change the server refuses the old index)."""
+    from app.index import AnnParams
+    from app.index.build import rebuild_index
+    from models import create_model
+
+    settings = build_settings(model=model, device=device, index_dir=index_dir)
+    encoder = create_model(settings.model, device=settings.device)
+    try:
+        summary = rebuild_index(
+            settings.index_dir,
+            encoder,
+            params=AnnParams(exact_max=settings.index_exact_max, ef_search=settings.index_ef_search),
+            batch_size=batch_size,
+            drop_missing=drop_missing,
+        )
+    except RuntimeError as exc:
+        typer.echo(f"index rebuild: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"index {settings.index_dir} re-embedded with {encoder.spec}: {summary.line()}")

@@ -48,6 +48,10 @@ class NotFound(ServiceError):
     """The named resource does not exist (→ 404)."""
 
 
+class Unavailable(ServiceError):
+    """A capability this server is not configured for, e.g. generation without SDXL weights (→ 503)."""
+
+
 STATUS: dict[type[ServiceError], int] = {
     InvalidInput: 422,
     TooLarge: 413,
@@ -55,6 +59,7 @@ STATUS: dict[type[ServiceError], int] = {
     Overloaded: 429,
     NotReady: 503,
     NotFound: 404,
+    Unavailable: 503,
 }
 
 

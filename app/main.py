@@ -9,10 +9,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.errors import install_error_handlers
+from app.generation.slot import GeneratorSlot, PipelineLoader, load_sdxl
 from app.images import ImageLoader
+from app.index.slot import IndexSlot
 from app.limits import BodyLimitMiddleware
 from app.metrics import Metrics, MetricsMiddleware
-from app.routes import classify, embed, rank, system
+from app.routes import classify, embed, generate, index, rank, search, system
 from app.security import TokenBucket
 from app.settings import Settings, get_settings
 from app.state import Loader, ModelSlot, load_encoder
@@ -26,6 +28,9 @@ differs from image 2 embeds near g(I1) − g(I2).
 
 Images are sent as base64 (`{"b64": ...}`), as multipart uploads (`/embed/upload`,
 `/classify/upload`), or — where the operator allows it — as public URLs (`{"url": ...}`).
+
+An image collection can be indexed (`/index/items`) and searched with expressions over
+embeddings (`/search`): "this image, but snowier" is `[{"id": ...}, {"difference": "snowier"}]`.
 """
 
 
@@ -35,23 +40,31 @@ def create_app(
     encoder: Encoder | None = None,
     loader: Loader = load_encoder,
     image_loader: ImageLoader | None = None,
+    sdxl_loader: PipelineLoader = load_sdxl,
 ) -> FastAPI:
     """Build the app. `encoder` installs an already-loaded model (tests); otherwise the
     lifespan loads `settings.model` with `loader` in a background thread, and `/ready` is 503
-    until it is done."""
+    until it is done. With `settings.sdxl_model`, `sdxl_loader` loads SDXL for `/generate`."""
     settings = settings or get_settings()
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        slot = ModelSlot(settings, loader, on_batch=metrics.observe_batch)
+        index_slot = IndexSlot(settings)
+        app.state.index_slot = index_slot
+        slot = ModelSlot(settings, loader, on_batch=metrics.observe_batch, on_ready=index_slot.open)
         app.state.model_slot = slot
         metrics.track_queue(lambda: slot.queue_depth)
         slot.start(encoder)
+        generator_slot = GeneratorSlot(settings, slot, sdxl_loader)  # SDXL, when PCCLIP_SDXL_MODEL is set
+        app.state.generator_slot = generator_slot
+        generator_slot.start()
         try:
             yield
         finally:
+            generator_slot.close()
             slot.close()
+            index_slot.close()
 
     app = FastAPI(
         title="pcclip",
@@ -67,7 +80,7 @@ def create_app(
     app.state.rate_limiter = TokenBucket(settings.rate_limit, settings.rate_burst) if settings.rate_limit else None
 
     install_error_handlers(app)
-    for module in (system, embed, classify, rank):
+    for module in (system, embed, classify, rank, index, search, generate):
         app.include_router(module.router)
     # Outermost first on the way in: count everything, then refuse oversized bodies.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

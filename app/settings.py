@@ -92,9 +92,38 @@ class Settings(BaseSettings):
 
     # --- other resources -------------------------------------------------------------------
     index_dir: Path = Field(Path("data/index"), description="Folder holding the search index.")
+    index_exact_max: int = Field(
+        50_000,
+        ge=0,
+        description="Indexed items up to which search is exact (FAISS IndexFlatIP); beyond it the index "
+        "becomes approximate (HNSW) at the next snapshot.",
+    )
+    index_ef_search: int | None = Field(
+        None,
+        ge=1,
+        description="HNSW search beam width of an approximate index (higher: better recall, slower); "
+        "unset = chosen by size (64 at 50k items, 90 at 100k, 286 at 1M). See bench/search.py.",
+    )
+    index_snapshot_every: int = Field(
+        10_000,
+        ge=1,
+        description="Index writes logged (write-ahead log) between two snapshots of the index.",
+    )
+    max_search_terms: int = Field(16, ge=1, description="Most terms in one `/search` expression.")
+    max_search_k: int = Field(1000, ge=1, description="Most hits one `/search` may ask for (`k`).")
     sdxl_model: str | None = Field(
         None,
         description="SDXL weights for `/generate` (path or hub id); unset = generation unavailable.",
+    )
+    generation_queue_limit: int = Field(
+        8, ge=1, description="Most `/generate` jobs waiting for the generator; beyond it 429 + Retry-After."
+    )
+    generation_ttl_s: float = Field(
+        3600.0, gt=0, description="Seconds a finished `/generate` job (and its image) is kept for `GET /generate/{id}`."
+    )
+    generation_max_steps: int = Field(100, ge=1, description="Most denoising steps one `/generate` job may ask for.")
+    generation_max_side: int = Field(
+        2048, ge=64, description="Largest `width` or `height` of a generated image, in pixels."
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="Server log level.")
 

@@ -105,10 +105,12 @@ class ModelSlot:
         settings: Settings,
         loader: Loader = load_encoder,
         on_batch: Callable[[Kind, int, float], None] | None = None,
+        on_ready: Callable[[Encoder], None] | None = None,
     ) -> None:
         self.settings = settings
         self._loader = loader
         self._on_batch = on_batch
+        self._on_ready = on_ready  # runs in the loading thread once the model serves (opens the index)
         self._lock = threading.Lock()
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -150,6 +152,8 @@ class ModelSlot:
             self.model = LoadedModel(encoder, batcher, TextCache(settings.text_cache_size))
             self.state = "ready"
         log.info("model ready: %s (%s on %s)", encoder.spec, encoder.fingerprint[:12], encoder.device)
+        if self._on_ready is not None:
+            self._on_ready(encoder)
 
     @property
     def detail(self) -> str | None:

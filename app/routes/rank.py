@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 
 from app.deps import EmbedderDep
+from app.index.slot import IndexSlotDep
 from app.schemas import RankRequest, RankResponse
 from app.schemas.common import ERROR_RESPONSES
 from app.schemas.rank import RANK_EXAMPLES
@@ -18,6 +19,6 @@ router = APIRouter(tags=["rank"], dependencies=[AccessDep], responses=ERROR_RESP
 
 @router.post("/rank", response_model=RankResponse, summary="Order images along a difference text")
 async def rank(
-    body: Annotated[RankRequest, Body(openapi_examples=RANK_EXAMPLES)], embedder: EmbedderDep
+    body: Annotated[RankRequest, Body(openapi_examples=RANK_EXAMPLES)], embedder: EmbedderDep, index: IndexSlotDep
 ) -> RankResponse:
-    return await ranking.rank(embedder, images=body.images, text=body.text)
+    return await ranking.rank(embedder, images=body.images, text=body.text, ids=body.ids, index=index)

@@ -7,7 +7,10 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.deps import ModelDep, SettingsDep, SlotDep
+from app.generation.slot import GeneratorSlotDep
+from app.index.slot import IndexSlotDep
 from app.schemas import HealthResponse, InfoResponse, ReadyResponse
+from app.schemas.generate import GenerationInfo
 from app.schemas.system import Capabilities, ComponentState, Limits
 
 router = APIRouter(tags=["system"])
@@ -24,17 +27,23 @@ async def health() -> HealthResponse:
     summary="Everything needed to serve is loaded",
     responses={503: {"model": ReadyResponse, "description": "Not ready; `detail` says why."}},
 )
-async def ready(slot: SlotDep) -> JSONResponse:
+async def ready(slot: SlotDep, index: IndexSlotDep, generator: GeneratorSlotDep) -> JSONResponse:
+    # An index that cannot open (e.g. built by another model) keeps the server unready, with the reason.
     body = ReadyResponse(
-        ready=slot.state == "ready",
+        # Generation counts only where it was configured (PCCLIP_SDXL_MODEL): "unavailable" is fine.
+        ready=slot.state == "ready" and index.state == "ready" and generator.state in ("ready", "unavailable"),
         model=ComponentState(state=slot.state, detail=slot.detail),
-        detail=slot.detail,
+        index=ComponentState(state=index.state, detail=index.detail),
+        generator=ComponentState(state=generator.state, detail=generator.detail),
+        detail=slot.detail or index.detail or (generator.detail if generator.state in ("loading", "failed") else None),
     )
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
 
 
 @router.get("/info", response_model=InfoResponse, summary="The served model and what the server can do")
-async def info(model: ModelDep, settings: SettingsDep) -> InfoResponse:
+async def info(
+    model: ModelDep, settings: SettingsDep, index: IndexSlotDep, generator: GeneratorSlotDep
+) -> InfoResponse:
     described = model.encoder.info()
     return InfoResponse(
         spec=described["spec"],
@@ -43,7 +52,13 @@ async def info(model: ModelDep, settings: SettingsDep) -> InfoResponse:
         device=described["device"],
         dtype=described["dtype"],
         notes=described.get("notes", []),
-        capabilities=Capabilities(url_inputs=settings.allow_url_fetch, auth=settings.api_key is not None),
+        capabilities=Capabilities(
+            url_inputs=settings.allow_url_fetch,
+            auth=settings.api_key is not None,
+            index=index.state == "ready",
+            generation=generator.state == "ready",
+        ),
+        generation=GenerationInfo(**generator.describe()),
         limits=Limits(
             max_items=settings.max_items,
             max_text_chars=settings.max_text_chars,

@@ -9,7 +9,10 @@ from app.schemas.examples import BLUE, GREEN, RED
 
 
 class RankRequest(RequestModel):
-    images: list[ImageInput] = Field(min_length=1, description="Images to order.")
+    images: list[ImageInput] = Field(default_factory=list, description="Images to order.")
+    ids: list[str] = Field(
+        default_factory=list, description="Indexed items to order with them, by id (their stored embeddings)."
+    )
     text: str = Field(
         description='A difference text giving the direction, e.g. "the first is larger than '
         'the second": images the text describes as "first" come first.'
@@ -28,7 +31,8 @@ RANK_EXAMPLES = {
 
 
 class RankedImage(ResponseModel):
-    index: int = Field(description="Position of the image in the request.")
+    index: int | None = Field(None, description="Position of the image in `images`; null for an indexed item.")
+    id: str | None = Field(None, description="The indexed item's id; null for an image of the request.")
     score: float = Field(description="Projection of the image embedding on the text direction.")
 
 

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from app.schemas.common import ResponseModel
+from app.schemas.generate import GenerationInfo
 
 
 class HealthResponse(ResponseModel):
@@ -21,6 +22,10 @@ class ComponentState(ResponseModel):
 class ReadyResponse(ResponseModel):
     ready: bool
     model: ComponentState
+    index: ComponentState | None = Field(None, description="The search index (`PCCLIP_INDEX_DIR`).")
+    generator: ComponentState | None = Field(
+        None, description="SDXL generation (`PCCLIP_SDXL_MODEL`); `unavailable` when not configured."
+    )
     detail: str | None = Field(None, description="Summary of what is not ready.")
 
 
@@ -53,3 +58,6 @@ class InfoResponse(ResponseModel):
     notes: list[str] = Field(default_factory=list)
     capabilities: Capabilities
     limits: Limits
+    generation: GenerationInfo | None = Field(
+        None, description="SDXL generation: state, why it is unavailable, who fills which text-encoder slot."
+    )

@@ -6,25 +6,53 @@ import asyncio
 from collections.abc import Sequence
 
 import torch
+from starlette.concurrency import run_in_threadpool
 
+from app.errors import InvalidInput
 from app.images import Source
+from app.index import check_id
+from app.index.slot import IndexSlot
 from app.schemas import RankedImage, RankResponse
 from app.services.embedding import Embedder, named, rows
 from models import geometry
 
 
-async def rank(embedder: Embedder, *, images: Sequence[Source], text: str) -> RankResponse:
+async def rank(
+    embedder: Embedder,
+    *,
+    images: Sequence[Source],
+    text: str,
+    ids: Sequence[str] = (),
+    index: IndexSlot | None = None,
+) -> RankResponse:
     # 1. Check inputs
-    embedder.check_count("images", images, at_least=1)
+    if not images and not ids:
+        raise InvalidInput('give at least one entry in "images" or "ids"')
+    embedder.check_count("images", images)
+    embedder.check_count("ids", ids)
     embedder.check_texts([("text", text)])
+    for i, item_id in enumerate(ids):
+        check_id(item_id, f"ids[{i}]")
+    store = index.require() if ids and index is not None else None
+    if ids and store is None:
+        raise InvalidInput("ids: this server has no index")
 
-    # 2. Encode the direction f(text) and the images
-    text_vectors, image_vectors = await asyncio.gather(
-        embedder.texts([("text", text)]), embedder.images(named("images", images))
-    )  # (1, D), (N, D)
+    # 2. Encode the direction f(text) and the images; look up the indexed items
+    text_vectors, image_vectors, item_vectors = await asyncio.gather(
+        embedder.texts([("text", text)]),
+        embedder.images(named("images", images)) if images else _empty(),
+        run_in_threadpool(store.vectors, list(ids)) if store is not None else _empty(),
+    )  # (1, D), (N, D), (M, D)
+    dim = text_vectors.shape[1]
+    vectors = torch.cat([image_vectors.reshape(-1, dim), torch.as_tensor(item_vectors).reshape(-1, dim)])  # (N + M, D)
+    refs = [(i, None) for i in range(len(images))] + [(None, item_id) for item_id in ids]
 
     # 3. Project onto the direction; "first"-like images (high scores) come first
-    scores = geometry.project(image_vectors, text_vectors[0])  # (N,)
+    scores = geometry.project(vectors, text_vectors[0])  # (N + M,)
     order = torch.argsort(scores, descending=True, stable=True)
     values = rows(scores[None])[0]
-    return RankResponse(results=[RankedImage(index=i, score=values[i]) for i in order.tolist()])
+    return RankResponse(results=[RankedImage(index=refs[i][0], id=refs[i][1], score=values[i]) for i in order.tolist()])
+
+
+async def _empty() -> torch.Tensor:
+    return torch.empty(0)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import base64
 import io
+import shutil
 import struct
+import tempfile
 import zlib
 
 from PIL import Image, ImageDraw
@@ -13,8 +16,13 @@ from app.settings import Settings
 
 
 def make_settings(**overrides) -> Settings:
-    """Settings of a test app: the session's tiny-base model on CPU, plus `overrides`."""
-    return Settings(_env_file=None, **{"model": "tiny-base", "device": "cpu", **overrides})
+    """Settings of a test app: the session's tiny-base model on CPU, a fresh empty index folder,
+    plus `overrides`."""
+    defaults = {"model": "tiny-base", "device": "cpu"}
+    if "index_dir" not in overrides:
+        defaults["index_dir"] = tempfile.mkdtemp(prefix="pcclip-test-index-")
+        atexit.register(shutil.rmtree, defaults["index_dir"], True)
+    return Settings(_env_file=None, **{**defaults, **overrides})
 
 
 COLOURS = {

@@ -8,6 +8,7 @@ import time
 import pytest
 from apptools import make_settings
 
+from app.generation.slot import UNSET_REASON
 from app.main import create_app
 
 
@@ -15,7 +16,8 @@ def wait_ready(client, timeout: float = 30.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         response = client.get("/ready")
-        if response.json()["model"]["state"] != "loading":
+        model, index = response.json()["model"]["state"], response.json()["index"]["state"]
+        if model == "failed" or (model == "ready" and index != "loading"):
             return response
         time.sleep(0.05)
     pytest.fail("model still loading")
@@ -43,7 +45,13 @@ def test_ready_is_503_until_the_model_is_loaded(encoder, make_client):
     release.set()
     ready = wait_ready(client)
     assert ready.status_code == 200
-    assert ready.json() == {"ready": True, "model": {"state": "ready", "detail": None}, "detail": None}
+    assert ready.json() == {
+        "ready": True,
+        "model": {"state": "ready", "detail": None},
+        "index": {"state": "ready", "detail": None},
+        "generator": {"state": "unavailable", "detail": UNSET_REASON},
+        "detail": None,
+    }
     assert client.post("/embed", json={"texts": ["a cat"]}).status_code == 200
 
 

@@ -118,6 +118,7 @@ def test_bad_configuration_is_refused(pairs_file):
 def test_two_process_data_parallel_run_under_torchrun(pairs_file, tmp_path):
     """torchrun with 2 CPU processes (gloo): replicas stay in sync and rank 0 writes the checkpoint."""
     import os
+    import signal
     import subprocess
     import sys
 
@@ -128,8 +129,15 @@ def test_two_process_data_parallel_run_under_torchrun(pairs_file, tmp_path):
         "--cache-dir", str(tmp_path / "cache"), "--device", "cpu",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               start_new_session=True)
+    try:
+        _, stderr = process.communicate(timeout=240)
+    finally:  # never leave workers behind, whatever happened
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 0, stderr[-3000:]
     report = json.loads((tmp_path / "ddp" / "report.json").read_text())
     assert report["workers"] == 2
     assert load_checkpoint(tmp_path / "ddp").base == "tiny-base"

@@ -1,0 +1,73 @@
+"""/generate: SDXL jobs conditioned on PC-CLIP embedding arithmetic (202 + job id, then poll or stream)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body
+from fastapi.responses import StreamingResponse
+
+from app.deps import SettingsDep
+from app.generation import service
+from app.generation.slot import JobsDep
+from app.schemas.common import ERROR_RESPONSES, ErrorResponse
+from app.schemas.generate import GENERATE_EXAMPLES, GenerateAccepted, GenerateRequest, JobStatusResponse
+from app.security import AccessDep
+
+router = APIRouter(tags=["generate"], dependencies=[AccessDep], responses=ERROR_RESPONSES)
+NOT_FOUND = {404: {"model": ErrorResponse, "description": "Unknown job, or finished longer ago than the TTL."}}
+
+
+@router.post(
+    "/generate",
+    response_model=GenerateAccepted,
+    status_code=202,
+    summary="Queue an SDXL image of `prompt + Σ wᵢ · editᵢ`",
+    responses={503: {"model": ErrorResponse, "description": "No SDXL weights configured, or still loading."}},
+)
+async def generate(
+    body: Annotated[GenerateRequest, Body(openapi_examples=GENERATE_EXAMPLES)], jobs: JobsDep, settings: SettingsDep
+) -> GenerateAccepted:
+    return service.submit(jobs, settings, body)
+
+
+@router.get(
+    "/generate/{job_id}",
+    response_model=JobStatusResponse,
+    summary="A job's status, progress and, when done, its image",
+    responses=NOT_FOUND,
+)
+async def job_status(job_id: str, jobs: JobsDep) -> JobStatusResponse:
+    return service.response(jobs.status(job_id))
+
+
+@router.get(
+    "/generate/{job_id}/events",
+    response_class=StreamingResponse,
+    summary="Server-sent events of a job's progress",
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": {"$ref": "#/components/schemas/JobStatusResponse"}}},
+            "description": "`event: <status>` / `data: <JobStatusResponse without the image>` at every change, "
+            "until the job is done, failed or cancelled.",
+        },
+        **NOT_FOUND,
+    },
+)
+async def job_events(job_id: str, jobs: JobsDep) -> StreamingResponse:
+    jobs.status(job_id)  # 404 now, not inside the stream
+    return StreamingResponse(
+        service.events(jobs, job_id),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.delete(
+    "/generate/{job_id}",
+    response_model=JobStatusResponse,
+    summary="Cancel a job (queued: at once; running: before its next step)",
+    responses=NOT_FOUND,
+)
+async def cancel(job_id: str, jobs: JobsDep) -> JobStatusResponse:
+    return service.response(jobs.cancel(job_id), with_image=False)

@@ -1,0 +1,40 @@
+"""POST /search: the indexed items nearest to an expression over embeddings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body
+
+from app.deps import EmbedderDep, SettingsDep
+from app.index.slot import IndexDep
+from app.schemas.common import ERROR_RESPONSES
+from app.schemas.index import SEARCH_DESCRIPTION, SEARCH_EXAMPLES, SearchRequest, SearchResponse
+from app.security import AccessDep
+from app.services import search as service
+
+router = APIRouter(tags=["search"], dependencies=[AccessDep], responses=ERROR_RESPONSES)
+
+
+@router.post(
+    "/search",
+    response_model=SearchResponse,
+    summary="Search the index with weighted terms",
+    description=SEARCH_DESCRIPTION,
+    responses={404: {"description": "An `id` term names no indexed item."}},
+)
+async def search(
+    body: Annotated[SearchRequest, Body(openapi_examples=SEARCH_EXAMPLES)],
+    embedder: EmbedderDep,
+    store: IndexDep,
+    settings: SettingsDep,
+) -> SearchResponse:
+    return await service.search(
+        embedder,
+        store,
+        settings,
+        terms=body.terms,
+        k=body.k,
+        filter=body.filter,
+        include_query_items=body.include_query_items,
+    )

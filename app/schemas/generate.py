@@ -1,0 +1,110 @@
+"""Schemas of /generate: SDXL jobs conditioned on `prompt + Σ wᵢ · editᵢ`."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from app.schemas.common import RequestModel, ResponseModel
+
+
+class EditTerm(RequestModel):
+    text: str = Field(min_length=1, description='A difference text, e.g. "snowier" or "the first is larger".')
+    weight: float = Field(1.0, ge=-10, le=10, description="Its weight wᵢ; negative weights remove the property.")
+
+
+def _multiple_of_8(value: int) -> int:
+    if value % 8:
+        raise ValueError(f"must be a multiple of 8 (SDXL's latent grid), got {value}")
+    return value
+
+
+class GenerateRequest(RequestModel):
+    prompt: str = Field(min_length=1, description="What to draw.")
+    edits: list[EditTerm] = Field(
+        default_factory=list,
+        description="Weighted edits added to the prompt's conditioning: prompt + Σ wᵢ · (editᵢ − '') "
+        "on every token state and on the pooled vector (see `GET /info` → generation.arithmetic).",
+    )
+    negative_prompt: str | None = Field(None, description="Plain negative prompt (no arithmetic).")
+    steps: int = Field(30, ge=1, description="Denoising steps (at most PCCLIP_GENERATION_MAX_STEPS).")
+    guidance: float = Field(5.0, ge=0, le=50, description="Classifier-free guidance scale; ≤ 1 turns it off.")
+    width: int = Field(1024, ge=8, description="Image width in pixels, a multiple of 8.")
+    height: int = Field(1024, ge=8, description="Image height in pixels, a multiple of 8.")
+    seed: int | None = Field(
+        None, ge=0, lt=2**63, description="Random seed; the same seed and inputs give the same image. Unset = random."
+    )
+
+    _sides = field_validator("width", "height")(_multiple_of_8)
+
+
+GENERATE_EXAMPLES = {
+    "snowier": {
+        "summary": "A forest, snowier",
+        "value": {
+            "prompt": "a photo of a forest",
+            "edits": [{"text": "snowier", "weight": 0.8}],
+            "steps": 30,
+            "guidance": 5.0,
+            "width": 1024,
+            "height": 1024,
+            "seed": 0,
+        },
+    }
+}
+
+
+class GenerateAccepted(ResponseModel):
+    job_id: str
+    status_url: str = Field(description="`GET` it for status, progress and (when done) the image.")
+    events_url: str = Field(description="Server-sent events of the job's progress.")
+
+
+class PartStats(ResponseModel):
+    mean_token_norm: float = Field(description="Mean over token positions of |E_t| (this encoder's features).")
+    mean_token_norm_unedited: float = Field(description="The same for the prompt without edits.")
+    cosine_to_prompt: float = Field(description="Mean over positions of cos(E_t, H(prompt)_t).")
+
+
+class ConditioningReport(ResponseModel):
+    encoders: dict[str, str] = Field(description="Who filled each slot: text_encoder, text_encoder_2, pooled.")
+    pcclip_in_slot: bool = Field(description="The served PC-CLIP text tower filled SDXL's `text_encoder` slot.")
+    fallback_reason: str | None = Field(description="Why it did not, when it did not.")
+    arithmetic: str = Field(description="The formula applied.")
+    edits: list[dict[str, Any]]
+    parts: dict[str, PartStats] = Field(description="Statistics per encoder share of `prompt_embeds`.")
+    pooled_norm: float
+    pooled_norm_unedited: float
+    pooled_cosine_to_prompt: float
+    notes: list[str] = Field(default_factory=list)
+
+
+JobStateName = Literal["queued", "running", "done", "failed", "cancelled"]
+
+
+class JobStatusResponse(ResponseModel):
+    job_id: str
+    status: JobStateName
+    progress: float = Field(ge=0, le=1, description="Denoising steps done / (steps + 1); 1 when done.")
+    queue_position: int | None = Field(None, description="Jobs ahead of this one (0 = next), while queued.")
+    cancel_requested: bool = False
+    created_at: float = Field(description="Unix time.")
+    finished_at: float | None = None
+    seed: int
+    error: str | None = Field(None, description="Why the job failed.")
+    image_png_b64: str | None = Field(None, description="The image, base64 PNG, when done.")
+    report: ConditioningReport | None = Field(None, description="Which encoder did what, and conditioning statistics.")
+
+
+class GenerationInfo(ResponseModel):
+    """What `/info` says about generation."""
+
+    state: Literal["unavailable", "loading", "ready", "failed"]
+    detail: str | None = Field(None, description="Why generation is not served.")
+    sdxl_model: str | None = None
+    encoders: dict[str, str] | None = None
+    pcclip_in_slot: bool | None = None
+    fallback_reason: str | None = None
+    arithmetic: str | None = None
+    notes: list[str] = Field(default_factory=list)

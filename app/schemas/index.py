@@ -1,0 +1,157 @@
+"""Schemas of the index (/index, /index/items) and of /search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from app.schemas.common import ImageInput, RequestModel, ResponseModel
+from app.schemas.examples import BLUE, RED
+
+ID_DESCRIPTION = (
+    "The item's id: letters, digits and `. _ - : @ + =`, up to 256 characters "
+    "(no `/`, `\\`, `..`, spaces or leading `.`)."
+)
+
+
+# --- index ---------------------------------------------------------------------------------
+
+
+class IndexItemInput(RequestModel):
+    id: str | None = Field(None, description=ID_DESCRIPTION + " Omitted: a random id is assigned.")
+    image: ImageInput = Field(description="The image to embed; its bytes are kept for re-embedding.")
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Any JSON object (at most 16 KiB); `/search` can filter on its keys."
+    )
+
+
+class AddItemsRequest(RequestModel):
+    items: list[IndexItemInput] = Field(
+        min_length=1, description="Items to add; an item whose id is already indexed is replaced."
+    )
+
+
+ADD_EXAMPLES = {
+    "two": {
+        "summary": "Index two images",
+        "value": {
+            "items": [
+                {"id": "red-1", "image": RED, "metadata": {"colour": "red"}},
+                {"id": "blue-1", "image": BLUE, "metadata": {"colour": "blue"}},
+            ]
+        },
+    }
+}
+
+
+class AddItemsResponse(ResponseModel):
+    added: list[str] = Field(description="Ids that were new.")
+    replaced: list[str] = Field(description="Ids that were indexed before and are now replaced.")
+    size: int = Field(description="Items in the index after the write.")
+
+
+class IndexItem(ResponseModel):
+    id: str
+    metadata: dict[str, Any]
+    has_source: bool = Field(description="The source image is stored (so `pcclip index rebuild` can re-embed it).")
+
+
+class DeleteResponse(ResponseModel):
+    deleted: str
+    size: int
+
+
+class IndexInfo(ResponseModel):
+    size: int = Field(description="Items in the index.")
+    fingerprint: str = Field(description="Fingerprint of the model whose embeddings the index holds.")
+    embed_dim: int
+    index_type: str = Field(description="`flat` (exact inner product) or `hnsw` (approximate).")
+    exact: bool = Field(description="Searches are exact.")
+    ef_search: int | None = Field(None, description="HNSW search beam width (approximate indexes).")
+    deleted_rows: int = Field(description="Deleted or replaced rows awaiting compaction at the next snapshot.")
+    wal_records: int = Field(description="Writes in the write-ahead log since the last snapshot.")
+
+
+# --- search --------------------------------------------------------------------------------
+
+
+class SearchTerm(RequestModel):
+    """One term of a query expression: exactly one of `text`, `image`, `id`, `difference`."""
+
+    text: str | None = Field(None, description='A description of what to find, e.g. "a snowy forest".')
+    image: ImageInput | None = Field(None, description="An image to find things like.")
+    id: str | None = Field(None, description="An indexed item, by id: its stored embedding.")
+    difference: str | None = Field(
+        None,
+        description='A PC-CLIP difference text — a direction to move along, e.g. "the first is snowier than '
+        'the second" or simply "snowier". A negative weight moves the other way.',
+    )
+    weight: float = Field(1.0, ge=-100, le=100, description="The term's weight (default 1; may be negative).")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SearchTerm:
+        given = [name for name in ("text", "image", "id", "difference") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f'give exactly one of "text", "image", "id", "difference" (got {given or "none"})')
+        if self.weight == 0:
+            raise ValueError("weight must not be 0")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(name for name in ("text", "image", "id", "difference") if getattr(self, name) is not None)
+
+
+SEARCH_DESCRIPTION = """\
+Search the index with an expression over embeddings.
+
+**Combination rule.** Each term is embedded — `text` and `difference` by the text tower, `image`
+by the image tower, `id` is the indexed item's stored embedding — and L2-normalized to v̂ᵢ. The
+query is `q = normalize(Σᵢ wᵢ · v̂ᵢ)` (weights default to 1; a term list that cancels out is a
+422). Hits are the `k` indexed items with the highest cosine `score = q · x̂`.
+
+A `difference` term is a PC-CLIP difference text: the model was trained so that f("the first
+is snowier …") ≈ ĝ(I₁) − ĝ(I₂), so adding it moves the query in that direction ("this image,
+but snowier": `[{"id": "forest-17"}, {"difference": "snowier", "weight": 0.8}]`). A `text`
+term is combined the same way; the two names say what the text means.
+
+**Contributions.** Each hit carries `contributions[i] = wᵢ · cos(v̂ᵢ, x̂)`, one per term in
+request order; their sum is `score · ‖Σᵢ wᵢ v̂ᵢ‖`, so they show which term drew the hit.
+
+Items named by `id` terms are left out of the hits unless `include_query_items` is true.
+`filter` keeps items whose metadata has each given key with exactly the given value.
+"""
+
+
+class SearchRequest(RequestModel):
+    terms: list[SearchTerm] = Field(min_length=1, description="The expression's terms (see the combination rule).")
+    k: int = Field(10, ge=1, description="Hits to return (at most PCCLIP_MAX_SEARCH_K).")
+    filter: dict[str, Any] | None = Field(
+        None, description="Exact-match conditions on metadata keys, all of which must hold."
+    )
+    include_query_items: bool = Field(False, description="Also return the items named by `id` terms.")
+
+
+SEARCH_EXAMPLES = {
+    "redder": {
+        "summary": "This image, but redder",
+        "value": {"terms": [{"image": BLUE}, {"difference": "the first is redder than the second", "weight": 0.8}]},
+    },
+    "filtered": {
+        "summary": "A text, filtered on metadata",
+        "value": {"terms": [{"text": "a red square"}], "k": 5, "filter": {"colour": "red"}},
+    },
+}
+
+
+class SearchHit(ResponseModel):
+    id: str
+    score: float = Field(description="Cosine similarity of the item with the query.")
+    metadata: dict[str, Any]
+    contributions: list[float] = Field(description="Per term, in request order: weight × cos(term, item).")
+
+
+class SearchResponse(ResponseModel):
+    hits: list[SearchHit] = Field(description="Best first.")
+    index_type: str = Field(description="`flat` (exact) or `hnsw` (approximate) — the index that answered.")

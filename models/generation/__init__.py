@@ -1,0 +1,1 @@
+"""SDXL bridge: open_clip text-tower conversion and embedding arithmetic on prompt conditioning."""

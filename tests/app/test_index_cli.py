@@ -1,0 +1,86 @@
+"""`pcclip index build` (resumable folder embedding) and `pcclip index rebuild` (re-embedding)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from apptools import shape
+from typer.testing import CliRunner
+
+from app.commands import index_app
+from app.index import IndexMismatch, IndexStore
+from app.index.build import build_index, folder_images, item_id_for, rebuild_index
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "images"
+    (root / "sub dir").mkdir(parents=True)
+    shape("red").save(root / "red.png")
+    shape("blue", "square").save(root / "sub dir" / "blue.jpg")
+    shape("green", "triangle").save(root / "..odd.png")
+    (root / "broken.png").write_bytes(b"not a png")
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+class Renamed:
+    """The session encoder under another fingerprint: "another model" for rebuild tests."""
+
+    def __init__(self, encoder, fingerprint: str) -> None:
+        self._encoder, self.fingerprint = encoder, fingerprint
+
+    def __getattr__(self, name):
+        return getattr(self._encoder, name)
+
+
+def test_ids_are_folder_relative_and_valid(folder):
+    ids = [item_id for item_id, _ in folder_images(folder)]
+    assert ids == ["_.odd.png", "broken.png", "red.png", "sub_dir:blue.jpg"]
+    assert item_id_for(folder.relative_to(folder.parent) / "a" / "b.jpg") == "images:a:b.jpg"
+
+
+def test_build_is_resumable_and_rebuild_reembeds_with_another_model(folder, tmp_path, encoder):
+    index_dir = tmp_path / "index"
+    images = folder_images(folder)
+    with IndexStore.open(index_dir, fingerprint=encoder.fingerprint, embed_dim=encoder.embed_dim) as store:
+        first = build_index(store, encoder, images[:2], progress=False)
+        assert (first.added, first.skipped, first.failed) == (1, 0, ["broken.png"])
+        again = build_index(store, encoder, images, progress=False)  # resumes: skips what is there
+        assert (again.added, again.skipped, again.size) == (2, 1, 3)
+        red = store.get("red.png")
+        assert np.allclose(red.vector, encoder.encode_images([shape("red")])[0].numpy(), atol=1e-5)
+
+    other = Renamed(encoder, "f" * 64)
+    with pytest.raises(IndexMismatch):
+        IndexStore.open(index_dir, fingerprint=other.fingerprint, embed_dim=encoder.embed_dim)
+    summary = rebuild_index(index_dir, other, progress=False)
+    assert (summary.added, summary.size, summary.failed) == (3, 3, [])
+    with IndexStore.open(index_dir, fingerprint=other.fingerprint, embed_dim=encoder.embed_dim) as store:
+        assert {item.id for item in store.items()} == {"_.odd.png", "red.png", "sub_dir:blue.jpg"}
+        assert store.get("red.png").metadata == {"path": str(folder / "red.png")}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "index"]  # staging cleaned up
+
+
+def test_rebuild_stops_when_sources_are_gone(folder, tmp_path, encoder):
+    index_dir = tmp_path / "index"
+    with IndexStore.open(index_dir, fingerprint=encoder.fingerprint, embed_dim=encoder.embed_dim) as store:
+        build_index(store, encoder, folder_images(folder), progress=False)
+    (folder / "red.png").unlink()
+    with pytest.raises(RuntimeError, match="no readable source"):
+        rebuild_index(index_dir, Renamed(encoder, "e" * 64), progress=False)
+    with IndexStore.open(index_dir, fingerprint=encoder.fingerprint) as store:  # untouched
+        assert len(store) == 3
+    summary = rebuild_index(index_dir, Renamed(encoder, "e" * 64), drop_missing=True, progress=False)
+    assert summary.size == 2 and summary.failed == ["red.png"]
+
+
+def test_the_commands_are_wired(folder, tmp_path, encoder, monkeypatch):
+    monkeypatch.setattr("models.create_model", lambda spec, device="auto": encoder)
+    runner = CliRunner()
+    args = ["--index-dir", str(tmp_path / "index"), "--model", "tiny-base", "--device", "cpu"]
+    result = runner.invoke(index_app, ["build", str(folder), *args])
+    assert result.exit_code == 0, result.output
+    assert "2 added" not in result.output and "3 added, 0 already indexed, 1 failed" in result.output
+    result = runner.invoke(index_app, ["rebuild", *args])
+    assert result.exit_code == 0 and "re-embedded" in result.output and "3 added" in result.output
