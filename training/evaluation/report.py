@@ -124,7 +124,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     axis.set_xticks(range(len(tasks)), tasks, rotation=20, ha="right")
     axis.set_ylabel("difference accuracy")
     axis.set_ylim(0, 1)
-    axis.legend(loc="lower right", fontsize=8)
+    axis.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8, frameon=False)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
