@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     # --- other resources -------------------------------------------------------------------
     index_dir: Path = Field(Path("data/index"), description="Folder holding the search index.")
     index_exact_max: int = Field(
-        50_000,
+        200_000,
         ge=0,
         description="Indexed items up to which search is exact (FAISS IndexFlatIP); beyond it the index "
         "becomes approximate (HNSW) at the next snapshot.",

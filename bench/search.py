@@ -26,6 +26,8 @@ noisy; compare within a line):
 - 1M, HNSW M=16 efC=40 (build 299 s, a lighter graph than the store's default, built to fit
   the time): recall@10 0.04 / 0.11 / 0.27 at efSearch 286 / 1024 / 4096, p50 2.6 / 8.8 /
   35.2 ms, against exact 283 ms in the same run; 2091 MB.
+- 1M, HNSW M=32 efC=80 (the store's default; build 1183 s): recall@10 0.06 / 0.35 / 0.77 at
+  efSearch 286 / 2048 / 8192, p50 5.3 / 37.7 / 131.9 ms, against exact 356 ms; 2213 MB.
 On random 512-d vectors HNSW reaches recall 0.95 only at about 40 % of the exact cost at 100k,
 and far from it at 1M, so the issue's goal (1M, p50 ≤ 5 ms, recall ≥ 0.95) is not met on this
 data; see `app/index/ann.py`.

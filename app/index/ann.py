@@ -31,10 +31,10 @@ Kind = Literal["flat", "hnsw"]
 
 @dataclass(frozen=True)
 class AnnParams:
-    exact_max: int = 50_000  # live items up to which search is exact (IndexFlatIP)
+    exact_max: int = 200_000  # live items up to which search is exact (IndexFlatIP)
     hnsw_m: int = 32  # graph degree (2·M on the base layer)
     ef_construction: int = 80  # build-time beam width
-    ef_search_min: int = 64  # search-time beam width at exact_max, doubled per 4× more items
+    ef_search_min: int = 128  # search-time beam width at exact_max, doubled per 4× more items
     ef_search_max: int = 512
     ef_search: int | None = None  # fixed efSearch (PCCLIP_INDEX_EF_SEARCH); None = by size
 
