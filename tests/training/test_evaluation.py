@@ -91,3 +91,11 @@ def test_comparative_prompting_fixes_a_confusion_it_is_told_about():
 def test_comparative_texts_name_both_classes_in_order():
     text = fashion_comparative("shirt", "pullover")
     assert text.startswith("A shirt has a collar") and "while a pullover" in text
+
+
+def test_recall_at_k_on_a_known_similarity_matrix():
+    from training.evaluation.retrieval import recall_at
+
+    # query 0: right item best; query 1: right item third; query 2: right item last of 3
+    similarity = torch.tensor([[0.9, 0.1, 0.2], [0.8, 0.5, 0.7], [0.9, 0.8, 0.1]])
+    assert recall_at(similarity, ks=(1, 2, 3)) == pytest.approx({"R@1": 1 / 3, "R@2": 1 / 3, "R@3": 1.0})

@@ -10,6 +10,7 @@ from models import create_model
 from training.evaluation.comparative import evaluate_comparative, fashion_comparative
 from training.evaluation.difference import evaluate_differences
 from training.evaluation.geometry_check import geometry_distance
+from training.evaluation.retrieval import retrieval_recall
 from training.probes import base_model_probes
 from training.zero_shot import evaluate_probes
 
@@ -25,6 +26,8 @@ def evaluate(model: str, baseline: str, *, seeds: int = 5, pairs_per_seed: int =
     zero_shot = {name: evaluate_probes(encoder, probes) for name, encoder in encoders.items()}
     say("comparative prompting")
     comparative = {name: _comparative(encoder, probes) for name, encoder in encoders.items()}
+    say("retrieval")
+    retrieval = {name: retrieval_recall(encoder) for name, encoder in encoders.items()}
     say("geometry")
     geometry = {name: geometry_distance(encoder) for name, encoder in encoders.items()}
     return {
@@ -33,6 +36,7 @@ def evaluate(model: str, baseline: str, *, seeds: int = 5, pairs_per_seed: int =
         "difference": differences,
         "zero_shot": zero_shot,
         "comparative": comparative,
+        "retrieval": retrieval,
         "geometry": geometry,
     }
 
@@ -100,6 +104,13 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [f"**{name}** — confusions: {pairs}", "", "| α | confused classes | overall |", "| --- | --- | --- |"]
         lines += [f"| {row['alpha']:.1f} | {row['confused']:.1%} | {row['overall']:.1%} |" for row in block["sweep"]]
         lines.append("")
+    if "retrieval" in results:
+        lines += ["", "## Retrieval", "", "Held-out captioned images; a caption's own image is its one right answer.",
+                  "", "| source | metric | model | baseline |", "| --- | --- | --- | --- |"]
+        for source, row in results["retrieval"]["model"].items():
+            for metric, value in row.items():
+                base = results["retrieval"]["baseline"][source][metric]
+                lines.append(f"| {source} | {metric} | {value:.1%} | {base:.1%} |")
     lines += ["", "## Geometry", "",
               "1 − cos(normalize(f(A) − f(B)), f(c_AB)) over colour and shape class prompts; lower is better.", "",
               f"model {results['geometry']['model']:.3f}, baseline {results['geometry']['baseline']:.3f}", ""]
