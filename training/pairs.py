@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from training.jsonl import json_lines
+
 
 @dataclass(frozen=True)
 class PairRecord:
@@ -64,24 +66,20 @@ def write_pairs(path: Path, records: Iterable[PairRecord], *, append: bool = Fal
 def read_pairs(path: Path) -> list[PairRecord]:
     """Read a pairs file; a malformed line is an error naming the line."""
     records = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                records.append(
-                    PairRecord(
-                        first=row["first"],
-                        second=row["second"],
-                        text=row["text"],
-                        captions=tuple(row.get("captions", ("", ""))),
-                        attributes=tuple(row.get("attributes", ({}, {}))),
-                        describer=row.get("describer", ""),
-                    )
+    for number, row in json_lines(path):
+        try:
+            records.append(
+                PairRecord(
+                    first=row["first"],
+                    second=row["second"],
+                    text=row["text"],
+                    captions=tuple(row.get("captions", ("", ""))),
+                    attributes=tuple(row.get("attributes", ({}, {}))),
+                    describer=row.get("describer", ""),
                 )
-            except (json.JSONDecodeError, KeyError, TypeError) as error:
-                raise ValueError(f"{path}:{number}: not a pair record ({error!r})") from error
+            )
+        except (KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"{path}, line {number}: not a pair record ({error!r})") from error
     return records
 
 

@@ -35,7 +35,7 @@ def test_pairs_file_round_trip(tmp_path):
 def test_a_malformed_line_is_reported_with_its_number(tmp_path):
     path = tmp_path / "pairs.jsonl"
     path.write_text('{"first": "a", "second": "b", "text": "t"}\n{"first": "a"}\n')
-    with pytest.raises(ValueError, match=r"pairs.jsonl:2"):
+    with pytest.raises(ValueError, match=r"pairs.jsonl, line 2"):
         read_pairs(path)
 
 

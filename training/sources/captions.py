@@ -21,6 +21,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from training.jsonl import json_lines
 from training.sources.base import Sample, hashed_split, open_rgb, select_indices
 
 DEFAULT_TEST_FRACTION = 0.1
@@ -126,25 +127,18 @@ def _jsonl_rows(path: Path) -> list[tuple[int, dict]]:
     if not path.is_file():
         raise FileNotFoundError(f"JSONL file {path} not found")
     rows = []
-    with open(path, encoding="utf-8") as file:
-        for line_number, line in enumerate(file, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}, line {line_number}: not valid JSON ({error})") from None
-            if not (
-                isinstance(row, dict)
-                and isinstance(row.get("image"), str)
-                and isinstance(row.get("caption"), str)
-                and row["caption"].strip()
-            ):
-                raise ValueError(
-                    f"{path}, line {line_number}: expected an object with an 'image' path "
-                    "and a non-empty 'caption' string"
-                )
-            rows.append((line_number, row))
+    for line_number, row in json_lines(path):
+        if not (
+            isinstance(row, dict)
+            and isinstance(row.get("image"), str)
+            and isinstance(row.get("caption"), str)
+            and row["caption"].strip()
+        ):
+            raise ValueError(
+                f"{path}, line {line_number}: expected an object with an 'image' path "
+                "and a non-empty 'caption' string"
+            )
+        rows.append((line_number, row))
     return rows
 
 
