@@ -6,7 +6,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.generation.jobs import JobManager
+from app.generation.slot import GeneratorSlot
 from app.images import ImageLoader
+from app.index.slot import IndexSlot
+from app.index.store import IndexStore
 from app.services.embedding import Embedder
 from app.settings import Settings, get_settings
 from app.state import LoadedModel, ModelSlot
@@ -35,3 +39,33 @@ def get_embedder(request: Request, model: ModelDep, settings: SettingsDep) -> Em
 
 
 EmbedderDep = Annotated[Embedder, Depends(get_embedder)]
+
+
+def get_index_slot(request: Request) -> IndexSlot:
+    return request.app.state.index_slot
+
+
+IndexSlotDep = Annotated[IndexSlot, Depends(get_index_slot)]
+
+
+def get_index(slot: IndexSlotDep) -> IndexStore:
+    """The open index; `NotReady` (→ 503 with the reason) otherwise."""
+    return slot.require()
+
+
+IndexDep = Annotated[IndexStore, Depends(get_index)]
+
+
+def get_generator_slot(request: Request) -> GeneratorSlot:
+    return request.app.state.generator_slot
+
+
+GeneratorSlotDep = Annotated[GeneratorSlot, Depends(get_generator_slot)]
+
+
+def get_jobs(slot: GeneratorSlotDep) -> JobManager:
+    """The job manager; 503 with the reason when generation is unavailable or not loaded yet."""
+    return slot.require()
+
+
+JobsDep = Annotated[JobManager, Depends(get_jobs)]

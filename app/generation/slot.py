@@ -12,9 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
-
-from fastapi import Depends, Request
+from typing import Any, Literal
 
 from app.errors import NotReady, Unavailable
 from app.generation.jobs import JobManager
@@ -112,18 +110,3 @@ class GeneratorSlot:
             manager = self.manager
         if manager is not None:
             manager.close()
-
-
-def get_generator_slot(request: Request) -> GeneratorSlot:
-    return request.app.state.generator_slot
-
-
-GeneratorSlotDep = Annotated[GeneratorSlot, Depends(get_generator_slot)]
-
-
-def get_jobs(slot: GeneratorSlotDep) -> JobManager:
-    """The job manager; 503 with the reason when generation is unavailable or not loaded yet."""
-    return slot.require()
-
-
-JobsDep = Annotated[JobManager, Depends(get_jobs)]

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Annotated, Literal
-
-from fastapi import Depends, Request
+from typing import Literal
 
 from app.errors import NotReady, ServiceError
 from app.index.ann import AnnParams
@@ -78,18 +76,3 @@ class IndexSlot:
             store, self.store = self.store, None
         if store is not None:
             store.close()
-
-
-def get_index_slot(request: Request) -> IndexSlot:
-    return request.app.state.index_slot
-
-
-IndexSlotDep = Annotated[IndexSlot, Depends(get_index_slot)]
-
-
-def get_index(slot: IndexSlotDep) -> IndexStore:
-    """The open index; `NotReady` (→ 503 with the reason) otherwise."""
-    return slot.require()
-
-
-IndexDep = Annotated[IndexStore, Depends(get_index)]

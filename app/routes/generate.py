@@ -7,9 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 from fastapi.responses import StreamingResponse
 
-from app.deps import SettingsDep
+from app.deps import JobsDep, SettingsDep
 from app.generation import service
-from app.generation.slot import JobsDep
 from app.schemas.common import ERROR_RESPONSES, ErrorResponse
 from app.schemas.generate import GENERATE_EXAMPLES, GenerateAccepted, GenerateRequest, JobStatusResponse
 from app.security import AccessDep

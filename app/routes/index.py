@@ -6,8 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body
 
-from app.deps import EmbedderDep
-from app.index.slot import IndexDep
+from app.deps import EmbedderDep, IndexDep
 from app.schemas.common import ERROR_RESPONSES
 from app.schemas.index import (
     ADD_EXAMPLES,

@@ -6,8 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body
 
-from app.deps import EmbedderDep
-from app.index.slot import IndexSlotDep
+from app.deps import EmbedderDep, IndexSlotDep
 from app.schemas import RankRequest, RankResponse
 from app.schemas.common import ERROR_RESPONSES
 from app.schemas.rank import RANK_EXAMPLES

@@ -6,8 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body
 
-from app.deps import EmbedderDep, SettingsDep
-from app.index.slot import IndexDep
+from app.deps import EmbedderDep, IndexDep, SettingsDep
 from app.schemas.common import ERROR_RESPONSES
 from app.schemas.index import SEARCH_DESCRIPTION, SEARCH_EXAMPLES, SearchRequest, SearchResponse
 from app.security import AccessDep

@@ -6,9 +6,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.deps import ModelDep, SettingsDep, SlotDep
-from app.generation.slot import GeneratorSlotDep
-from app.index.slot import IndexSlotDep
+from app.deps import GeneratorSlotDep, IndexSlotDep, ModelDep, SettingsDep, SlotDep
 from app.schemas import HealthResponse, InfoResponse, ReadyResponse
 from app.schemas.generate import GenerationInfo
 from app.schemas.system import Capabilities, ComponentState, Limits
