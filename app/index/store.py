@@ -364,12 +364,7 @@ class IndexStore:
                 digest = hashlib.sha256(source).hexdigest()
                 path = self.directory / "sources" / digest
                 if not path.exists():
-                    tmp = path.with_name(f".{digest}.{threading.get_ident()}.tmp")
-                    with open(tmp, "wb") as f:
-                        f.write(source)
-                        f.flush()
-                        os.fsync(f.fileno())
-                    os.replace(tmp, path)
+                    write_atomic(path, source, sync_dir=False)
                     written = True
                 refs.append(f"blob:{digest}")
         if written:
