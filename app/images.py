@@ -12,6 +12,7 @@ import base64
 import binascii
 import io
 import ipaddress
+import re
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -120,15 +121,38 @@ def decode_images(blobs: Sequence[tuple[str, bytes | str]], limits: ImageLimits)
 
 
 def is_public_address(address: str) -> bool:
-    """True only for globally routable unicast addresses (IPv4-mapped IPv6 unwrapped)."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    """True only for globally routable unicast addresses (IPv4 inside IPv6 unwrapped).
+
+    Fails closed: anything that is not an IP address in standard form is not public.
+    """
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
     if isinstance(ip, ipaddress.IPv6Address):
+        if ip.is_site_local:  # fec0::/10: deprecated, but still routed privately where in use
+            return False
         embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
         if embedded is not None and not is_public_address(str(embedded)):
             return False
     return ip.is_global and not (
         ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified
     )
+
+
+_NUMBER = re.compile(r"(0[xX][0-9a-fA-F]*|[0-9]+)")
+
+
+def is_nonstandard_ipv4(host: str) -> bool:
+    """`2130706433`, `0x7f.0.0.1`, `127.1`, `0`: hosts that URL parsers and `inet_aton` read as
+    IPv4 addresses (the last label is a number) but are not a plain dotted quad."""
+    labels = host.rstrip(".").split(".")
+    if not _NUMBER.fullmatch(labels[-1]):
+        return False
+    try:
+        return str(ipaddress.IPv4Address(host)) != host
+    except ValueError:
+        return True
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -174,8 +198,9 @@ class UrlFetcher:
             raise InvalidInput(f"{where}: could not fetch {url} ({exc})") from None
 
     async def _fetch(self, url: str, where: str) -> bytes:
+        # trust_env=False: no proxy variables or .netrc; the connection goes to the checked address.
         async with httpx.AsyncClient(
-            transport=self._transport, follow_redirects=False, timeout=self.timeout_s
+            transport=self._transport, follow_redirects=False, timeout=self.timeout_s, trust_env=False
         ) as client:
             target = self._parse(url, where)
             for _ in range(MAX_REDIRECTS + 1):
@@ -202,6 +227,8 @@ class UrlFetcher:
             raise InvalidInput(f"{where}: only http and https URLs are fetched, not {parsed.scheme or 'none'!r}")
         if not parsed.host:
             raise InvalidInput(f"{where}: URL has no host")
+        if is_nonstandard_ipv4(parsed.host):
+            raise InvalidInput(f"{where}: {parsed.host!r} is an IPv4 address in a non-standard form; refused")
         if parsed.userinfo:
             raise InvalidInput(f"{where}: URLs with credentials are not accepted")
         return parsed
@@ -223,9 +250,16 @@ class UrlFetcher:
         pinned = url.copy_with(host=addresses[0])
         host_header = url.host if url.port is None else f"{url.host}:{url.port}"
         extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
-        return client.build_request("GET", pinned, headers={"Host": host_header}, extensions=extensions)
+        # identity: a compressed body could expand far beyond `max_bytes` in one decoded chunk.
+        headers = {"Host": host_header, "Accept-Encoding": "identity"}
+        return client.build_request("GET", pinned, headers=headers, extensions=extensions)
 
     async def _read_bounded(self, response: httpx.Response, where: str) -> bytes:
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise InvalidInput(
+                f"{where}: the server sent a {encoding!r}-encoded body; only unencoded images are fetched"
+            )
         declared = response.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > self.max_bytes:
             raise InvalidInput(f"{where}: image is {declared} bytes; at most {self.max_bytes} are fetched")

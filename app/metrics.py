@@ -49,6 +49,10 @@ class Metrics:
         self.queue_depth.set_function(depth)
 
 
+# Label values must be bounded: any token is a valid HTTP method, so others count as "other".
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class MetricsMiddleware:
     """Counts every HTTP response by route template (not raw path: bounded label values)."""
 
@@ -73,6 +77,6 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
-            method = scope["method"]
+            method = scope["method"] if scope["method"] in METHODS else "other"  # clients choose methods
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(time.perf_counter() - start)

@@ -49,9 +49,15 @@ class TokenBucket:
             del self._buckets[key]
 
 
-def _key_id(token: str) -> str:
+def _key_id(token: bytes) -> str:
     """Bucket key for an API key; the key itself is not kept in memory tables."""
-    return "key:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+    return "key:" + hashlib.sha256(token).hexdigest()[:16]
+
+
+def key_matches(given: bytes, expected: bytes) -> bool:
+    """Constant-time in the content *and* the length of `given`: fixed-size digests are compared
+    (`hmac.compare_digest` on the raw keys returns early when the lengths differ)."""
+    return hmac.compare_digest(hashlib.sha256(given).digest(), hashlib.sha256(expected).digest())
 
 
 async def require_access(
@@ -59,16 +65,29 @@ async def require_access(
     settings: Annotated[Settings, Depends(get_settings)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
-    """Router dependency of the model endpoints: 401 without the right key, 429 over the rate."""
+    """Router dependency of the model endpoints: 401 without the right key, 429 over the rate.
+
+    Only the `Authorization: Bearer` header counts (scheme case-insensitive); a key in the
+    query string or a cookie is ignored. (Settings refuse an empty key at startup.)
+    """
+    limiter: TokenBucket | None = request.app.state.rate_limiter
+    client = "client:" + (request.client.host if request.client else "unknown")
     if settings.api_key is not None:
         expected = settings.api_key.get_secret_value().encode()
-        given = credentials.credentials.encode() if credentials is not None else b""
-        if not hmac.compare_digest(given, expected):
+        # Starlette decodes header bytes as latin-1: encoding back gives the bytes as sent,
+        # so a UTF-8 key sent as UTF-8 matches.
+        given = credentials.credentials.encode("latin-1") if credentials is not None else None
+        if given is None or not key_matches(given, expected):
+            # Failed attempts spend the client address's own bucket: guessing is rate-limited
+            # too, without touching the buckets of the real keys.
+            _take(limiter, "failed-" + client)
             raise Unauthorized("missing or wrong API key: send 'Authorization: Bearer <key>'")
-        key = _key_id(credentials.credentials)
+        _take(limiter, _key_id(given))
     else:
-        key = "client:" + (request.client.host if request.client else "unknown")
-    limiter: TokenBucket | None = request.app.state.rate_limiter
+        _take(limiter, client)
+
+
+def _take(limiter: TokenBucket | None, key: str) -> None:
     if limiter is not None:
         wait = limiter.take(key)
         if wait > 0:

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -126,6 +126,15 @@ class Settings(BaseSettings):
         2048, ge=64, description="Largest `width` or `height` of a generated image, in pixels."
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="Server log level.")
+
+    @field_validator("api_key")
+    @classmethod
+    def _usable_key(cls, key: SecretStr | None) -> SecretStr | None:
+        # An empty key would lock every client out; stray whitespace (a newline from a secrets
+        # file) would make the key clients were given never match.
+        if key is not None and (not key.get_secret_value() or key.get_secret_value() != key.get_secret_value().strip()):
+            raise ValueError("PCCLIP_API_KEY must be non-empty, without leading or trailing whitespace")
+        return key
 
 
 @lru_cache

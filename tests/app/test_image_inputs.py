@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+
 import httpx
 import pytest
 import torch
@@ -159,3 +161,189 @@ def test_bad_fetches_are_422(make_client, encoder, page, expected):
     response = client.post("/embed", json={"images": [{"url": "http://img.example/a.png"}]})
     assert response.status_code == 422
     assert expected in response.json()["detail"]
+
+
+# --- the URL guard, attack by attack -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "http://127.0.0.1/secret",
+        "http://[::1]/secret",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://[fd12:3456::1]/",
+        "http://2130706433/",
+        "file:///etc/passwd",
+        "gopher://img.example:70/_payload",
+        "http://public.example@127.0.0.1/",
+    ],
+)
+def test_a_redirect_chain_ending_anywhere_private_is_refused(make_client, encoder, location):
+    """public → public → forbidden: the last hop is checked like the first, and never fetched."""
+    web = FakeWeb(
+        {"a.example": [PUBLIC], "b.example": ["1.1.1.1"]},
+        {
+            "a.example/start": httpx.Response(302, headers={"location": "http://b.example/next"}),
+            "b.example/next": httpx.Response(307, headers={"location": location}),
+        },
+    )
+    response = web.client(make_client, encoder).post("/embed", json={"images": [{"url": "http://a.example/start"}]})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith("images[0]: ")
+    assert [r.url.host for r in web.requests] == [PUBLIC, "1.1.1.1"]
+
+
+def test_too_many_redirects_are_refused(make_client, encoder):
+    web = FakeWeb({"loop.example": [PUBLIC]}, {"loop.example/": httpx.Response(302, headers={"location": "/"})})
+    response = web.client(make_client, encoder).post("/embed", json={"images": [{"url": "http://loop.example/"}]})
+    assert response.status_code == 422
+    assert "redirects" in response.json()["detail"]
+    assert len(web.requests) == 4  # the URL and MAX_REDIRECTS hops
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://2130706433/",  # 127.0.0.1 as one number
+        "http://0x7f.0.0.1/",  # hex label
+        "http://0x7f000001/",
+        "http://0/",  # 0.0.0.0
+        "http://127.1/",  # short form
+        "http://017700000001/",  # octal
+        "http://127.0.0.1./",  # trailing dot
+    ],
+)
+def test_nonstandard_ipv4_spellings_are_refused_before_resolving(make_client, encoder, url):
+    web = FakeWeb({}, {})
+    resolved = []
+
+    async def resolve(host: str, port: int) -> list[str]:
+        resolved.append(host)
+        return ["127.0.0.1"]  # what inet_aton makes of every one of them
+
+    settings = make_settings(allow_url_fetch=True)
+    loader = ImageLoader.from_settings(settings, resolver=resolve, transport=httpx.MockTransport(web.handle))
+    client = make_client(create_app(settings, encoder=encoder, image_loader=loader))
+    response = client.post("/embed", json={"images": [{"url": url}]})
+    assert response.status_code == 422, response.text
+    assert "non-standard" in response.json()["detail"] or "invalid URL" in response.json()["detail"]
+    assert resolved == [] and web.requests == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://public.example@127.0.0.1/",  # userinfo: the host is 127.0.0.1
+        "http://127.0.0.1\\@public.example/",  # parsed as userinfo + public host: refused for the userinfo
+        "http://:@img.example/",
+    ],
+)
+def test_userinfo_tricks_are_refused(make_client, encoder, url):
+    web = FakeWeb({"public.example": [PUBLIC], "img.example": [PUBLIC]}, {})
+    response = web.client(make_client, encoder).post("/embed", json={"images": [{"url": url}]})
+    assert response.status_code == 422
+    assert web.requests == []
+
+
+def test_a_fragment_cannot_hide_the_host(make_client, encoder):
+    """`http://127.0.0.1#@public.example/`: whatever parser reads it, the host checked is the host used."""
+    web = FakeWeb({"public.example": [PUBLIC]}, {})
+    response = web.client(make_client, encoder).post(
+        "/embed", json={"images": [{"url": "http://127.0.0.1#@public.example/"}]}
+    )
+    assert response.status_code == 422
+    assert "127.0.0.1" in response.json()["detail"]
+    assert web.requests == []
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "gopher://img.example/", "ftp://img.example/a.png",
+                                 "data:image/png;base64,AAAA", "javascript:alert(1)", "//img.example/a.png"])
+def test_only_http_and_https_are_fetched(make_client, encoder, url):
+    web = FakeWeb({"img.example": [PUBLIC]}, {})
+    response = web.client(make_client, encoder).post("/embed", json={"images": [{"url": url}]})
+    assert response.status_code == 422
+    assert web.requests == []
+
+
+def test_dns_rebinding_cannot_swap_the_address(make_client, encoder):
+    """The name is resolved once per hop and the connection goes to that checked address, so a
+    second answer (private) is never asked for, let alone used."""
+    image = png(shape("green"))
+    answers = iter([[PUBLIC], ["127.0.0.1"], ["127.0.0.1"]])
+    calls = []
+
+    async def rebinding(host: str, port: int) -> list[str]:
+        calls.append(host)
+        return next(answers)
+
+    web = FakeWeb({}, {"rebind.example/a.png": httpx.Response(200, content=image)})
+    settings = make_settings(allow_url_fetch=True)
+    loader = ImageLoader.from_settings(settings, resolver=rebinding, transport=httpx.MockTransport(web.handle))
+    client = make_client(create_app(settings, encoder=encoder, image_loader=loader))
+    response = client.post("/embed", json={"images": [{"url": "http://rebind.example/a.png"}]})
+    assert response.status_code == 200, response.text
+    assert calls == ["rebind.example"]
+    (request,) = web.requests
+    assert request.url.host == PUBLIC and request.headers["host"] == "rebind.example"
+
+
+def test_https_keeps_the_name_for_sni_and_certificate_checks(make_client, encoder):
+    image = png(shape("red"))
+    web = FakeWeb({"img.example": [PUBLIC]}, {"img.example/a.png": httpx.Response(200, content=image)})
+    response = web.client(make_client, encoder).post("/embed", json={"images": [{"url": "https://img.example/a.png"}]})
+    assert response.status_code == 200, response.text
+    (request,) = web.requests
+    assert request.url.scheme == "https" and request.url.host == PUBLIC
+    assert request.extensions["sni_hostname"] == "img.example"
+
+
+BOMB = gzip.compress(b"\0" * 1_000_000)  # 1 MB of zeros in about 1 KB
+
+
+def test_compressed_bodies_are_not_inflated(make_client, encoder):
+    """Asked for identity; a gzip body (which could inflate 1000×) is refused unread."""
+    web = FakeWeb(
+        {"img.example": [PUBLIC]},
+        {"img.example/a.png": httpx.Response(200, content=BOMB, headers={"content-encoding": "gzip"})},
+    )
+    response = web.client(make_client, encoder).post("/embed", json={"images": [{"url": "http://img.example/a.png"}]})
+    assert response.status_code == 422
+    assert "gzip" in response.json()["detail"]
+    assert web.requests[0].headers["accept-encoding"] == "identity"
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "::ffff:127.0.0.1",  # IPv4-mapped
+        "::ffff:7f00:1",
+        "::ffff:169.254.169.254",
+        "::127.0.0.1",  # IPv4-compatible (deprecated)
+        "64:ff9b::7f00:1",  # NAT64 well-known prefix wrapping 127.0.0.1
+        "64:ff9b::a00:1",  # ... wrapping 10.0.0.1
+        "64:ff9b:1::a00:1",  # local-use NAT64
+        "2002:a9fe:a9fe::1",  # 6to4 wrapping 169.254.169.254
+        "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo wrapping 127.0.0.1 (obfuscated client)
+        "fc00::1",  # unique local fc00::/7
+        "fd12:3456::1",
+        "fe80::1",  # link-local
+        "fe80::1%eth0",
+        "fec0::1",  # site-local (deprecated)
+        "ff02::1",  # multicast
+        "::1",
+        "2001:db8::1",  # documentation
+        "0.0.0.0",
+        "100.64.0.1",  # carrier-grade NAT
+        "192.0.0.1",  # IETF protocol assignments
+        "198.18.0.1",  # benchmarking
+        "255.255.255.255",
+        "2130706433",  # not an address at all: fail closed
+        "0x7f.0.0.1",
+        "",
+    ],
+)
+def test_non_public_addresses(address):
+    assert is_public_address(address) is False
