@@ -15,8 +15,9 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -72,6 +73,7 @@ class MicroBatcher:
         self._on_batch = on_batch
         self._queues: dict[Kind, deque[_Job]] = {"pixels": deque(), "text": deque()}
         self._pending = 0  # items queued, not yet taken by the worker
+        self._admitted = 0  # items of admitted requests still being decoded (see `admit`)
         self._cond = threading.Condition()
         self._closed = False
         self._seconds_per_item = 0.01  # running estimate, for Retry-After
@@ -91,6 +93,33 @@ class MicroBatcher:
         """N texts → (N, D) float32, L2-normalized."""
         return await asyncio.wrap_future(self.submit("text", list(texts)))
 
+    @contextmanager
+    def admit(self, count: int) -> Iterator[None]:
+        """Hold room for `count` items while a request decodes its images, or refuse it now.
+
+        Decoding is the costly part of an image request; under overload a refusal must come
+        before it, not after. Items being decoded count against the queue limit with those
+        queued; the room is released on exit, just before the request `submit`s its job.
+        """
+        with self._cond:
+            if self._closed:
+                raise NotReady("the model is shutting down")
+            self._check_room(count, self._pending + self._admitted)
+            self._admitted += count
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._admitted -= count
+
+    def _check_room(self, count: int, taken: int) -> None:
+        # An empty queue admits any job, so one larger than the limit is slow, not refused forever.
+        if taken and taken + count > self.queue_limit:
+            raise Overloaded(
+                f"server busy: {taken} items queued or decoding (limit {self.queue_limit}); retry later",
+                retry_after=(taken + count) * self._seconds_per_item,
+            )
+
     def submit(self, kind: Kind, items: torch.Tensor | list[str]) -> Future:
         job = _Job(kind, items)
         if len(job.items) == 0:
@@ -98,13 +127,7 @@ class MicroBatcher:
         with self._cond:
             if self._closed:
                 raise NotReady("the model is shutting down")
-            # An empty queue admits any job, so one larger than the limit is slow, not refused forever.
-            if self._pending and self._pending + len(job.items) > self.queue_limit:
-                wait = (self._pending + len(job.items)) * self._seconds_per_item
-                raise Overloaded(
-                    f"server busy: {self._pending} items queued (limit {self.queue_limit}); retry later",
-                    retry_after=wait,
-                )
+            self._check_room(len(job.items), self._pending)
             self._queues[kind].append(job)
             self._pending += len(job.items)
             self._cond.notify()

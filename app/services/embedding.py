@@ -57,12 +57,16 @@ class Embedder:
         return await self.model.encode_texts([text for _, text in named_texts])
 
     async def images(self, sources: Sequence[tuple[str, Source]]) -> torch.Tensor:
-        """Load, preprocess (threadpool) and embed images.  -> (N, D)"""
-        images = await self.image_loader.load(sources)
-        try:
-            pixels = await run_in_threadpool(self.model.encoder.pixels, images)  # (N, 3, H, W)
-        except Exception as exc:  # noqa: BLE001 — a decoded image the transform still rejects
-            raise InvalidInput(f"images: preprocessing failed ({exc})") from None
+        """Load, preprocess (threadpool) and embed images.  -> (N, D)
+
+        Admitted by the batcher first: when the queue is full the request is refused before
+        any image is decoded."""
+        with self.model.batcher.admit(len(sources)):
+            images = await self.image_loader.load(sources)
+            try:
+                pixels = await run_in_threadpool(self.model.encoder.pixels, images)  # (N, 3, H, W)
+            except Exception as exc:  # noqa: BLE001 — a decoded image the transform still rejects
+                raise InvalidInput(f"images: preprocessing failed ({exc})") from None
         return await self.model.encode_pixels(pixels)
 
 

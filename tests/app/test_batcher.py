@@ -113,6 +113,26 @@ def test_a_full_queue_is_refused_with_a_retry_hint(encoder):
     batcher.close()
 
 
+def test_requests_still_decoding_count_against_the_limit_and_are_refused_before_decoding(encoder):
+    batcher = make(encoder, queue_limit=4)
+    hold(encoder, batcher)
+    with batcher.admit(3):  # a request decoding three images holds their room...
+        with pytest.raises(Overloaded) as refused, batcher.admit(2):  # ...so the next one is refused early
+            pytest.fail("admitted past the limit")
+        assert "decoding" in refused.value.message
+        with batcher.admit(1):
+            pass
+    with batcher.admit(4):  # the room is given back on exit, refused or not
+        pass
+    batcher.submit("pixels", pixels(1, 2, 3, 4))
+    with pytest.raises(Overloaded), batcher.admit(1):
+        pass
+    encoder.gate.set()
+    batcher.close()
+    with pytest.raises(NotReady), batcher.admit(1):
+        pass
+
+
 def test_an_empty_queue_admits_a_job_over_the_limit(encoder):
     batcher = make(encoder, queue_limit=2)
     assert batcher.submit("pixels", pixels(1, 2, 3)).result(5)[:, 0].tolist() == [1, 2, 3]
