@@ -220,7 +220,7 @@ class PcclipClient:
         return self._get(f"/generate/{quote(job_id, safe='')}", JobStatusResponse)
 
     def cancel_generation(self, job_id: str) -> JobStatusResponse:
-        response = self._http.delete(f"/generate/{quote(job_id, safe='')}", headers=self._headers)
+        response = self._http.post(f"/generate/{quote(job_id, safe='')}/cancel", headers=self._headers)
         self._check(response)
         return JobStatusResponse.model_validate(response.json())
 

@@ -15,6 +15,20 @@ from app.security import AccessDep
 
 router = APIRouter(tags=["generate"], dependencies=[AccessDep], responses=ERROR_RESPONSES)
 NOT_FOUND = {404: {"model": ErrorResponse, "description": "Unknown job, or finished longer ago than the TTL."}}
+# One server-sent event: its `data` is a JSON JobStatusResponse (without the image).
+SSE_EVENT = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "description": "The job's status."},
+        "id": {"type": "string"},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"$ref": "#/components/schemas/JobStatusResponse"},
+        },
+    },
+}
 
 
 @router.post(
@@ -46,7 +60,7 @@ async def job_status(job_id: str, jobs: JobsDep) -> JobStatusResponse:
     summary="Server-sent events of a job's progress",
     responses={
         200: {
-            "content": {"text/event-stream": {"schema": {"$ref": "#/components/schemas/JobStatusResponse"}}},
+            "content": {"text/event-stream": {"schema": SSE_EVENT}},
             "description": "`event: <status>` / `data: <JobStatusResponse without the image>` at every change, "
             "until the job is done, failed or cancelled.",
         },
@@ -62,10 +76,12 @@ async def job_events(job_id: str, jobs: JobsDep) -> StreamingResponse:
     )
 
 
-@router.delete(
-    "/generate/{job_id}",
+@router.post(
+    "/generate/{job_id}/cancel",
     response_model=JobStatusResponse,
     summary="Cancel a job (queued: at once; running: before its next step)",
+    description="The job stays readable (`GET /generate/{job_id}`, status `cancelled`) until its TTL ends; "
+    "cancelling a finished job changes nothing.",
     responses=NOT_FOUND,
 )
 async def cancel(job_id: str, jobs: JobsDep) -> JobStatusResponse:

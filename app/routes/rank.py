@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body
 
 from app.deps import EmbedderDep, IndexSlotDep
 from app.schemas import RankRequest, RankResponse
-from app.schemas.common import ERROR_RESPONSES
+from app.schemas.common import ERROR_RESPONSES, ErrorResponse
 from app.schemas.rank import RANK_EXAMPLES
 from app.security import AccessDep
 from app.services import ranking
@@ -16,7 +16,12 @@ from app.services import ranking
 router = APIRouter(tags=["rank"], dependencies=[AccessDep], responses=ERROR_RESPONSES)
 
 
-@router.post("/rank", response_model=RankResponse, summary="Order images along a difference text")
+@router.post(
+    "/rank",
+    response_model=RankResponse,
+    summary="Order images along a difference text",
+    responses={404: {"model": ErrorResponse, "description": "An entry of `ids` names no indexed item."}},
+)
 async def rank(
     body: Annotated[RankRequest, Body(openapi_examples=RANK_EXAMPLES)], embedder: EmbedderDep, index: IndexSlotDep
 ) -> RankResponse:

@@ -8,8 +8,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.deps import GeneratorSlotDep, IndexSlotDep, ModelDep, SettingsDep, SlotDep
 from app.schemas import HealthResponse, InfoResponse, ReadyResponse
+from app.schemas.common import ERROR_RESPONSES
 from app.schemas.generate import GenerationInfo
 from app.schemas.system import Capabilities, ComponentState, Limits
+from app.security import AccessDep
 
 router = APIRouter(tags=["system"])
 
@@ -38,7 +40,13 @@ async def ready(slot: SlotDep, index: IndexSlotDep, generator: GeneratorSlotDep)
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
 
 
-@router.get("/info", response_model=InfoResponse, summary="The served model and what the server can do")
+@router.get(
+    "/info",
+    response_model=InfoResponse,
+    summary="The served model and what the server can do",
+    dependencies=[AccessDep],  # names the model (a checkpoint's path) and the limits: clients only
+    responses={status: ERROR_RESPONSES[status] for status in (401, 429, 503)},
+)
 async def info(
     model: ModelDep, settings: SettingsDep, index: IndexSlotDep, generator: GeneratorSlotDep
 ) -> InfoResponse:

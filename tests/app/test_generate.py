@@ -173,14 +173,14 @@ def test_cancel_a_running_job_and_a_queued_one(gen_client):
     queued = client.post("/generate", json=JOB).json()["job_id"]
     assert client.get(f"/generate/{queued}").json()["queue_position"] == 0
 
-    cancelled = client.delete(f"/generate/{queued}").json()
+    cancelled = client.post(f"/generate/{queued}/cancel").json()
     assert cancelled["status"] == "cancelled"  # at once: it never ran
-    asked = client.delete(f"/generate/{running}").json()
+    asked = client.post(f"/generate/{running}/cancel").json()
     assert asked["status"] == "running" and asked["cancel_requested"] is True
     release.set()
     body = wait_finished(client, running)
     assert body["status"] == "cancelled" and body["image_png_b64"] is None and body["progress"] < 1
-    assert client.delete("/generate/no-such-job").status_code == 404
+    assert client.post("/generate/no-such-job/cancel").status_code == 404
 
 
 def test_a_full_queue_answers_429(gen_client):
