@@ -12,8 +12,6 @@ names, and fit the base model; a checkpoint trained on another base is refused.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,12 +19,14 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from models.atomic import fsync_dir, write_atomic
 from models.fingerprint import file_sha256
 
 FORMAT = "pcclip-checkpoint"
 VERSION = 1
 WEIGHTS_FILE = "text_tower.safetensors"
 METADATA_FILE = "metadata.json"
+REQUIRED = {"base": str, "base_fingerprint": str, "parameters": dict, "sha256": str}  # metadata keys and types
 
 
 class CheckpointError(ValueError):
@@ -57,7 +57,11 @@ def save_checkpoint(
     training: dict[str, Any],
     dtype: torch.dtype | None = None,
 ) -> Path:
-    """Write a checkpoint folder; each file is written to a temp name, fsynced, then renamed."""
+    """Write a checkpoint folder; each file is written to a temp name, fsynced, then renamed.
+
+    The weights go first and the metadata (holding their sha256) last, so a run killed in
+    between leaves a folder that `load_checkpoint` refuses, never one it misreads.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     stored = {
@@ -65,7 +69,7 @@ def save_checkpoint(
         for name, tensor in sorted(tensors.items())
     }
     weights_path = folder / WEIGHTS_FILE
-    _atomic_write(weights_path, lambda tmp: save_file(stored, str(tmp)))
+    write_atomic(weights_path, lambda tmp: save_file(stored, str(tmp)), sync_dir=False)
     metadata = {
         "format": FORMAT,
         "version": VERSION,
@@ -77,7 +81,8 @@ def save_checkpoint(
         "sha256": file_sha256(weights_path),
     }
     text = json.dumps(metadata, indent=2, sort_keys=True)
-    _atomic_write(folder / METADATA_FILE, lambda tmp: tmp.write_text(text))
+    write_atomic(folder / METADATA_FILE, text.encode(), sync_dir=False)
+    fsync_dir(folder)
     return folder
 
 
@@ -87,13 +92,18 @@ def read_metadata(folder: Path) -> dict[str, Any]:
         metadata = json.loads(path.read_text())
     except FileNotFoundError as error:
         raise CheckpointError(f"{folder}: no {METADATA_FILE}; not a pcclip checkpoint") from error
-    except json.JSONDecodeError as error:
-        raise CheckpointError(f"{path}: corrupt metadata ({error})") from error
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path}: corrupt metadata ({error}); restore the checkpoint or re-export it") from error
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"{path}: corrupt metadata (a JSON {type(metadata).__name__}, not an object)")
     if metadata.get("format") != FORMAT or metadata.get("version") != VERSION:
         raise CheckpointError(
             f"{path}: format {metadata.get('format')!r} v{metadata.get('version')!r}; "
             f"this pcclip reads {FORMAT!r} v{VERSION}"
         )
+    wrong = [key for key, kind in REQUIRED.items() if not isinstance(metadata.get(key), kind)]
+    if wrong:
+        raise CheckpointError(f"{path}: corrupt metadata (missing or malformed: {', '.join(wrong)})")
     return metadata
 
 
@@ -108,7 +118,7 @@ def load_checkpoint(folder: Path) -> Checkpoint:
     if actual != metadata["sha256"]:
         raise CheckpointError(
             f"{weights_path}: sha256 {actual[:12]}… does not match metadata {metadata['sha256'][:12]}…; "
-            "the file is corrupt or was replaced"
+            "the file is corrupt or was replaced; restore the checkpoint or re-export it"
         )
     tensors = load_file(str(weights_path))
     if sorted(tensors) != sorted(metadata["parameters"]):
@@ -137,15 +147,3 @@ def apply_checkpoint(model: torch.nn.Module, checkpoint: Checkpoint, *, base_fin
         for name, tensor in checkpoint.tensors.items():
             state[name].copy_(tensor.to(state[name].dtype))
 
-
-def _atomic_write(path: Path, write) -> None:
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as written:
-            os.fsync(written.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

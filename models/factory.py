@@ -44,7 +44,7 @@ def _build_tiny_base() -> Encoder:
     weights = folder / tiny.IMAGE_TOWER_FILE
     if not weights.is_file():
         raise SpecError(f"tiny-base weights are missing ({weights}); rebuild them with `pcclip train-base`")
-    config = tiny.read_config(folder)
+    config, weights_sha256 = _verified_base(folder, weights)
     model = tiny.build_tiny_clip(config)
     state = load_file(str(weights))
     missing = set(tiny.image_tower_state(model)) - set(state)
@@ -52,8 +52,31 @@ def _build_tiny_base() -> Encoder:
         raise SpecError(f"{weights} lacks {len(missing)} image-tower parameters, e.g. {sorted(missing)[0]}")
     model.load_state_dict(state, strict=False)
     text_weights = tiny.minilm_dir() / "model.safetensors"
-    fingerprint = combine("tiny-base", file_sha256(weights), file_sha256(text_weights))
+    fingerprint = combine("tiny-base", weights_sha256, file_sha256(text_weights))
     return tiny_encoder(model, config, spec="tiny-base", fingerprint=fingerprint)
+
+
+def _verified_base(folder: Path, weights: Path) -> tuple[dict, str]:
+    """tiny-base's config, and the sha256 of its weights, which must be the one config.json
+    records: a truncated or bit-flipped weights file would otherwise load as garbage."""
+    config_path = folder / tiny.CONFIG_FILE
+    reinstall = "reinstall pcclip, or rebuild the weights with `pcclip train-base`"
+    try:
+        config = tiny.read_config(folder)
+    except FileNotFoundError:
+        raise SpecError(f"tiny-base config is missing ({config_path}); {reinstall}") from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise SpecError(f"{config_path}: corrupt config ({error}); {reinstall}") from None
+    expected = config.get(tiny.WEIGHTS_SHA256) if isinstance(config, dict) else None
+    if not isinstance(expected, str):
+        raise SpecError(f"{config_path} records no {tiny.WEIGHTS_SHA256} to verify {weights.name}; {reinstall}")
+    actual = file_sha256(weights)
+    if actual != expected:
+        raise SpecError(
+            f"{weights}: sha256 {actual[:12]}… does not match {config_path.name} ({expected[:12]}…); "
+            f"the weights file is corrupt or was replaced; {reinstall}"
+        )
+    return config, actual
 
 
 def _build_tiny() -> Encoder:

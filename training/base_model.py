@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from models import tiny
@@ -197,8 +196,7 @@ def train(encoder: Encoder, data: TrainingData, config: BaseTrainConfig) -> list
 def export(encoder: Encoder, out: Path, report: dict[str, Any]) -> Path:
     """Write config.json (architecture + how it was trained) and image_tower.safetensors."""
     out.mkdir(parents=True, exist_ok=True)
-    save_file(tiny.image_tower_state(encoder.model), str(out / tiny.IMAGE_TOWER_FILE))
-    (out / tiny.CONFIG_FILE).write_text(json.dumps(tiny.TINY_MODEL_CONFIG, indent=2) + "\n")
+    tiny.save_image_tower(encoder.model, out)  # config.json records the weights' sha256
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return out
 

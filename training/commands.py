@@ -59,7 +59,11 @@ def finetune(
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
-    report = finetuning.run(config, out, cache_dir=cache_dir, device=device)
+    try:
+        report = finetuning.run(config, out, cache_dir=cache_dir, device=device)
+    except finetuning.ResumeError as error:  # a damaged or foreign run in --out: say what to do
+        typer.echo(f"pcclip finetune: {error}", err=True)
+        raise typer.Exit(1) from error
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun only rank 0 reports
     last = report["history"][-1]

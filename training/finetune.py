@@ -8,10 +8,12 @@ embeddings come from the on-disk cache and a step runs the text tower alone.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import math
-import os
 import random
+import struct
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from models import create_model, geometry, save_checkpoint
+from models.atomic import remove_temp_files, write_atomic
 from models.encoder import Encoder
 from models.towers import text_block_names, text_block_state
 from training import distributed
@@ -31,6 +34,9 @@ from training.pairs import read_pairs, split_by_image
 
 LOSSES = ("infonce", "mse")
 STATE_FILE = "training_state.pt"
+# The state file is torch.save's bytes, then this footer: their sha256, their length, a magic.
+STATE_FOOTER = struct.Struct("<32sQ8s")
+STATE_MAGIC = b"PCSTATE1"
 # Settings a resumed run may change: more epochs, and how the result is exported.
 RESUME_MAY_CHANGE = ("epochs", "wise_alpha", "export_dtype")
 
@@ -90,6 +96,10 @@ def build_data(encoder: Encoder, config: FinetuneConfig, cache_dir: Path) -> tup
         )
 
     return to_data(train), to_data(val) if val else PairData(torch.empty(0, 1).long(), torch.empty(0, 1))
+
+
+class ResumeError(ValueError):
+    """The run in `--out` cannot be resumed (corrupt state, or other settings); says what to do."""
 
 
 def pair_loss(texts: torch.Tensor, differences: torch.Tensor, kind: str, tau: float) -> torch.Tensor:
@@ -188,6 +198,10 @@ def run(config: FinetuneConfig, out: Path, *, cache_dir: Path, device: str = "au
 
 def _run(config: FinetuneConfig, out: Path, cache_dir: Path, device: str, worker: Worker) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
+    saved = _read_state(out / STATE_FILE, config)  # checked before the model loads: fail fast
+    if worker.main:  # what a killed run was writing (the state alone is ~3× the text tower)
+        for folder in (out, out / "best"):
+            remove_temp_files(folder)
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     encoder = create_model(config.base, device=device, precision="fp32")
@@ -200,7 +214,7 @@ def _run(config: FinetuneConfig, out: Path, cache_dir: Path, device: str, worker
     parameters = freeze_all_but_text_blocks(encoder.model)
     optimizer, scheduler = build_optimizer(parameters, config)
     history: list[dict[str, float]] = []
-    start_epoch = _resume(out / STATE_FILE, encoder, optimizer, scheduler, history, config)
+    start_epoch = _resume(saved, out / STATE_FILE, encoder, optimizer, scheduler, history)
     started = time.monotonic()
     if start_epoch == 0:
         history.append({"epoch": 0, **evaluate(encoder, val, config)})
@@ -269,7 +283,8 @@ def _epoch_line(row: dict[str, float]) -> str:
 
 
 def _save_epoch(out: Path, encoder, optimizer, scheduler, history, config: FinetuneConfig, base_fingerprint: str):
-    """Resumable state after each epoch (weights-only torch format, atomically replaced)."""
+    """Resumable state after each epoch: torch format (weights only) plus a checksum footer,
+    replaced atomically and durably (fsync of the file and the folder)."""
     state = {
         "epoch": history[-1]["epoch"],
         "text_blocks": text_block_state(encoder.model),
@@ -279,25 +294,62 @@ def _save_epoch(out: Path, encoder, optimizer, scheduler, history, config: Finet
         "config": json.dumps(asdict(config), sort_keys=True),
         "rng": torch.get_rng_state(),
     }
-    tmp = out / f".{STATE_FILE}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, out / STATE_FILE)
+    write_atomic(out / STATE_FILE, lambda tmp: _write_state(tmp, state))
     best = min((row.get("val_loss", math.inf), row["epoch"]) for row in history)
     if best[1] == history[-1]["epoch"]:
         save_checkpoint(out / "best", text_block_state(encoder.model), base=config.base,
                         base_fingerprint=base_fingerprint, training={**asdict(config), "epoch": best[1]})
 
 
-def _resume(path: Path, encoder, optimizer, scheduler, history, config: FinetuneConfig) -> int:
+def _write_state(path: Path, state: dict[str, Any]) -> None:
+    with open(path, "w+b") as f:
+        torch.save(state, f)
+        size = f.tell()
+        f.seek(0)
+        digest = hashlib.file_digest(f, "sha256").digest()
+        f.seek(size)
+        f.write(STATE_FOOTER.pack(digest, size, STATE_MAGIC))
+
+
+def _read_state(path: Path, config: FinetuneConfig) -> dict[str, Any] | None:
+    """The saved state of the run in `path.parent`, verified; None when there is none.
+
+    Raises `ResumeError` when the file is damaged or the run had other settings.
+    """
     if not path.is_file():
-        return 0
-    state = torch.load(path, weights_only=True)
-    saved, asked = json.loads(state["config"]), json.loads(json.dumps(asdict(config)))
+        return None
+    data = path.read_bytes()
+    digest, size, magic = STATE_FOOTER.unpack(data[-STATE_FOOTER.size :].rjust(STATE_FOOTER.size, b"\0"))
+    if magic == STATE_MAGIC:
+        if size != len(data) - STATE_FOOTER.size or hashlib.sha256(memoryview(data)[:size]).digest() != digest:
+            raise _corrupt_state(path, "its checksum does not match")
+        data = data[:size]
+    # else: written before states carried a checksum; torch's own checks are all there is
+    try:
+        state = torch.load(io.BytesIO(data), weights_only=True)
+        saved, asked = json.loads(state["config"]), json.loads(json.dumps(asdict(config)))
+    except Exception as error:  # noqa: BLE001 — any failure to read it means the same to the user
+        first_line = next(iter(str(error).splitlines()), "")[:200]
+        raise _corrupt_state(path, f"{type(error).__name__}: {first_line}".rstrip(": ")) from None
     for free in RESUME_MAY_CHANGE:
         saved.pop(free, None), asked.pop(free, None)
     if saved != asked:
         changed = sorted(key for key in asked if saved.get(key) != asked[key])
-        raise ValueError(f"{path} belongs to a run with other settings ({', '.join(changed)}); use a new --out")
+        raise ResumeError(f"{path} belongs to a run with other settings ({', '.join(changed)}); use a new --out")
+    return state
+
+
+def _corrupt_state(path: Path, reason: str) -> ResumeError:
+    return ResumeError(
+        f"{path} is corrupt ({reason}), so the run cannot resume from it. Delete it to restart the run "
+        f"from epoch 0 in {path.parent}, or give a new --out."
+    )
+
+
+def _resume(state: dict[str, Any] | None, path: Path, encoder, optimizer, scheduler, history) -> int:
+    """Load a verified state (`_read_state`) into the model, optimizer and scheduler; its epoch."""
+    if state is None:
+        return 0
     parameters = dict(encoder.model.named_parameters())
     with torch.no_grad():
         for name, tensor in state["text_blocks"].items():
@@ -308,4 +360,3 @@ def _resume(path: Path, encoder, optimizer, scheduler, history, config: Finetune
     torch.set_rng_state(state["rng"])
     tqdm.write(f"resuming {path.parent} after epoch {state['epoch']}")
     return int(state["epoch"])
-

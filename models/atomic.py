@@ -1,0 +1,61 @@
+"""Durable file replacement: a reader sees the old file or the whole new one, never a mix.
+
+`write_atomic` writes a temp file beside the target, fsyncs it, renames it over the target and
+fsyncs the folder (so the rename itself survives power loss). A failed write (e.g. disk full)
+removes its temp file, leaves the target untouched and re-raises.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename, a new file or a deletion in the folder `path` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _temp_name(path: Path) -> Path:
+    """The temp file `write_atomic` writes before renaming it to `path`."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+
+
+def remove_temp_files(folder: Path) -> None:
+    """Delete the temp files a killed writer left in `folder` (they can be large). Only for a
+    caller that has the folder to itself: a live writer's temp file would go too."""
+    for path in Path(folder).glob(".*.tmp"):
+        path.unlink(missing_ok=True)
+
+
+def write_atomic(path: Path, data: bytes | Callable[[Path], None], *, sync_dir: bool = True) -> None:
+    """Replace `path` with `data`: bytes, or a function that writes the file it is given (for
+    writers that take a path, e.g. safetensors' `save_file`).
+
+    The temp file is named per process and thread, so concurrent writers of one name never
+    share it. `sync_dir=False` leaves the folder fsync to a caller that writes many files.
+    """
+    path = Path(path)
+    tmp = _temp_name(path)
+    try:
+        if callable(data):
+            data(tmp)
+            with open(tmp, "rb") as written:
+                os.fsync(written.fileno())
+        else:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a partial temp file must not keep holding a full disk
+        raise
+    if sync_dir:
+        fsync_dir(path.parent)
