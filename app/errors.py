@@ -8,6 +8,8 @@ import math
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,10 @@ class Unavailable(ServiceError):
     """A capability this server is not configured for, e.g. generation without SDXL weights (→ 503)."""
 
 
+class StorageFull(ServiceError):
+    """The server's disk is full: the write was refused and nothing of it was kept (→ 507)."""
+
+
 STATUS: dict[type[ServiceError], int] = {
     InvalidInput: 422,
     TooLarge: 413,
@@ -60,6 +66,7 @@ STATUS: dict[type[ServiceError], int] = {
     NotReady: 503,
     NotFound: 404,
     Unavailable: 503,
+    StorageFull: 507,
 }
 
 
@@ -87,6 +94,26 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": errors}, status_code=422)
 
 
+METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _routes_to(request: Request, method: str) -> bool:
+    """Some route of the app takes `method` on this request's path."""
+    scope = {**request.scope, "method": method}
+    return any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's HTTP errors as JSON; a 405's `Allow` lists the methods of every route of the
+    path (Starlette lists only the first route's, e.g. GET without the DELETE beside it)."""
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(m for m in METHODS if _routes_to(request, m))
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)

@@ -3,10 +3,13 @@
 Files in the index folder:
 
     LOCK                  flock'ed by the one process that has the store open
-    manifest.json         the commit point of the latest snapshot (written atomically)
+    manifest.json         the commit point of the latest snapshot (written atomically), with
+                          the sha256 of each of its data files
     vectors-<S>.npy       rows of the snapshot taken at sequence number S  (R, D) float32
     items-<S>.json        ids (null = tombstone), metadata and source of each row
     ann-<S>.faiss         the HNSW graph of those rows (absent for exact indexes: rebuilt on load)
+                          (a snapshot retaken at the same S is named `<kind>-<S>.<n>.<ext>`, so
+                          a committed file is never overwritten)
     wal-<S>.log           the write-ahead log of the writes after S (see `app.index.wal`)
     sources/<sha256>      the image bytes items were embedded from (for `pcclip index rebuild`)
 
@@ -18,6 +21,13 @@ the folder, starts `wal-<S>.log` and deletes older files. Recovery loads the man
 snapshot and replays the WAL records with a sequence number past it; a torn last record (the
 process died mid-append, so it was never acknowledged) is dropped and cut off.
 
+Faults. Opening refuses (`IndexCorrupt`, so `/ready` says why) a manifest that does not parse,
+a data file that is missing or does not hash to the manifest's sha256, a log damaged before
+its end, or data files without a manifest — never a silently smaller or wrong index. A write
+that hits a full disk is refused (`StorageFull`) and cut back off the log; a snapshot that
+hits it leaves the committed snapshot untouched, removes its own partial files, and (when it
+ran after a write) does not fail that write, which its log record already made durable.
+
 Concurrency. Writers are serialized by a mutex held over the fsyncs; the in-memory state
 changes only under the write side of a readers–writer lock, taken after the log is durable and
 held just for the in-memory update, so searches run concurrently and never see half a write.
@@ -25,12 +35,12 @@ held just for the in-memory update, so searches run concurrently and never see h
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
 import logging
 import math
-import os
 import re
 import threading
 import time
@@ -42,10 +52,12 @@ from typing import Any
 import faiss
 import numpy as np
 
-from app.errors import InvalidInput, NotFound, NotReady
+from app.errors import InvalidInput, NotFound, NotReady, StorageFull
 from app.index import ann
 from app.index.rwlock import RWLock
-from app.index.wal import Record, WriteAheadLog, fsync_dir, read_records, write_atomic
+from app.index.wal import CorruptLog, Record, WriteAheadLog, read_records
+from models.atomic import fsync_dir, remove_temp_files, write_atomic
+from models.fingerprint import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +65,11 @@ FORMAT = 1
 MAX_ID_CHARS = 256
 MAX_METADATA_BYTES = 16 * 1024
 # Ids are plain names: letters, digits and . _ - : @ + = (no '/', '\', '..', leading '.').
-ID_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._:@+=-]*")
+ID_PATTERN = re.compile(r"[A-Za-z0-9_](?:\.?[A-Za-z0-9_:@+=-])*\.?")  # no "..", no leading "."
 EXACT_FILTER_MAX = 20_000  # a filter matching at most this many items is searched exactly
 COMPACT_DEAD_FRACTION = 0.2
+DATA_FILE = re.compile(r"(vectors|items|ann)-\d{12}(\.\d+)?\.\w+|wal-\d{12}\.log")
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class IndexMismatch(NotReady):
@@ -64,6 +78,17 @@ class IndexMismatch(NotReady):
 
 class IndexBusy(NotReady):
     """Another process has the index open."""
+
+
+class IndexCorrupt(NotReady):
+    """A file of the index is damaged or missing; the message names it and says what to do."""
+
+
+def _write_error(directory: Path, error: OSError) -> NotReady | StorageFull:
+    """The service error for a write the disk refused (nothing of it was kept)."""
+    if error.errno in DISK_FULL:
+        return StorageFull(f"index {directory}: disk full ({error.strerror}); the write was not stored")
+    return NotReady(f"index {directory}: the write could not be stored ({error})")
 
 
 def check_id(item_id: str, where: str = "id") -> str:
@@ -141,9 +166,11 @@ class IndexStore:
         self._write = threading.Lock()  # serializes writers (held over the fsyncs)
         self._lock_file: Any = None
         self._wal: WriteAheadLog | None = None
+        self._manifest: dict[str, Any] = {}  # the committed one
         self._snapshot_seq = 0
         self._seq = 0
         self._since_snapshot = 0
+        self._snapshot_due = snapshot_every  # log records after which a write triggers a snapshot
         self._closed = False
         # Rows: row r holds vectors[r]; ids[r] is None once the row is deleted or replaced.
         self._vectors = np.zeros((0, embed_dim), dtype=np.float32)
@@ -170,8 +197,8 @@ class IndexStore:
         """Open (or create) the index at `directory` for the model with `fingerprint`.
 
         Raises `IndexMismatch` when it was built by another model, `IndexBusy` when another
-        process has it open. `fingerprint=None` opens an existing index whatever its model
-        (for `pcclip index rebuild`).
+        process has it open, `IndexCorrupt` when a file of it is damaged or missing.
+        `fingerprint=None` opens an existing index whatever its model (for `pcclip index rebuild`).
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -206,25 +233,24 @@ class IndexStore:
 
     def _recover(self, manifest: dict[str, Any]) -> None:
         started = time.monotonic()
+        for folder in (self.directory, self.directory / "sources"):  # ours alone: we hold LOCK
+            remove_temp_files(folder)
         seq = int(manifest["seq"])
         if manifest.get("vectors"):
-            vectors = np.load(self.directory / manifest["vectors"])  # (R, D)
-            items = json.loads((self.directory / manifest["items"]).read_text())
-            self._load_rows(vectors, items["ids"], items["metadata"], items["sources"])
-            if manifest.get("ann"):
-                self._index = faiss.read_index(str(self.directory / manifest["ann"]))
-            else:
-                self._index = ann.new_index("flat", self.embed_dim, self.params)
-                self._index.add(self._vectors[: self._n])
+            self._load_snapshot(manifest)
+        self._manifest = manifest
         self._snapshot_seq = self._seq = seq
         replayed = 0
         for path in _wal_files(self.directory):
-            for record in read_records(path, repair=True):
-                if record.seq <= seq:
-                    continue
-                self._apply([record])
-                self._seq = record.seq
-                replayed += 1
+            try:
+                for record in read_records(path, repair=True):
+                    if record.seq <= seq:
+                        continue
+                    self._apply([record])
+                    self._seq = record.seq
+                    replayed += 1
+            except CorruptLog as error:
+                raise IndexCorrupt(str(error)) from None
         self._since_snapshot = replayed
         self._wal = WriteAheadLog(self.directory / f"wal-{seq:012d}.log")
         log.info(
@@ -235,6 +261,36 @@ class IndexStore:
             replayed,
             time.monotonic() - started,
         )
+
+    def _load_snapshot(self, manifest: dict[str, Any]) -> None:
+        """Load the manifest's data files, each checked against its recorded sha256."""
+        names = {kind: manifest.get(kind) for kind in ("vectors", "items", "ann")}
+        recorded = manifest.get("sha256") or {}  # absent in snapshots written before checksums
+        for name in filter(None, names.values()):
+            path = self.directory / name
+            if not path.is_file():
+                raise _corrupt(path, "is missing")
+            if name in recorded and file_sha256(path) != recorded[name]:
+                raise _corrupt(path, "does not match the sha256 recorded in manifest.json")
+        path = self.directory / names["vectors"]
+        try:
+            vectors = np.load(path, allow_pickle=False)  # (R, D)
+            path = self.directory / names["items"]
+            items = json.loads(path.read_text())
+            ids, metadata, sources = items["ids"], items["metadata"], items["sources"]
+            if vectors.shape != (len(ids), self.embed_dim) or not len(ids) == len(metadata) == len(sources):
+                raise ValueError(f"vectors of shape {vectors.shape} for {len(ids)} items")
+            self._load_rows(vectors, ids, metadata, sources)
+            if names["ann"]:
+                path = self.directory / names["ann"]
+                self._index = faiss.read_index(str(path))
+                if self._index.ntotal != self._n:
+                    raise ValueError(f"{self._index.ntotal} vectors in the graph, {self._n} rows")
+            else:
+                self._index = ann.new_index("flat", self.embed_dim, self.params)
+                self._index.add(self._vectors[: self._n])
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
+            raise _corrupt(path, f"cannot be read ({type(error).__name__}: {error})") from None
 
     def _load_rows(self, vectors: np.ndarray, ids: list, metadata: list, sources: list) -> None:
         self._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -261,7 +317,10 @@ class IndexStore:
         vectors = [self._unit(item.vector, f"items[{i}]") for i, item in enumerate(items)]
         # Sources are content-addressed and durable before any log record names them; writing
         # them needs no lock (the same bytes land under the same name).
-        sources = self._store_sources([item.source for item in items])
+        try:
+            sources = self._store_sources([item.source for item in items])
+        except OSError as error:
+            raise _write_error(self.directory, error) from error
         with self._write:
             self._check_open()
             records = []
@@ -292,14 +351,25 @@ class IndexStore:
             self._commit(records)
 
     def _commit(self, records: list[Record]) -> None:
-        """Log (fsync), then apply in memory; snapshot when the log is long. Holds `_write`."""
+        """Log (fsync), then apply in memory; snapshot when the log is long. Holds `_write`.
+
+        A refused log append (`StorageFull`, or `NotReady` for other I/O errors) leaves no trace;
+        a failed snapshot afterwards does not fail the write, which is already durable.
+        """
         assert self._wal is not None
-        self._wal.append(records)
+        try:
+            self._wal.append(records)
+        except OSError as error:
+            raise _write_error(self.directory, error) from error
         with self._rw.write():
             self._apply(records)
         self._since_snapshot += len(records)
-        if self._since_snapshot >= self.snapshot_every:
-            self._snapshot_locked()
+        if self._since_snapshot >= self._snapshot_due:
+            try:
+                self._snapshot_locked()
+            except Exception:  # noqa: BLE001 — the log holds every write; the next snapshot retries
+                self._snapshot_due = self._since_snapshot + self.snapshot_every
+                log.exception("index %s: snapshot failed; every write is in the log", self.directory)
 
     def _apply(self, records: Sequence[Record]) -> None:
         """The in-memory effect of records (caller holds the write side of `_rw`, or is alone)."""
@@ -380,53 +450,74 @@ class IndexStore:
             self._snapshot_locked()
 
     def _snapshot_locked(self) -> None:
+        """Write the data files, commit them with the manifest, switch logs, drop old files.
+
+        On any failure (e.g. disk full) before the manifest is replaced, the files written so
+        far are removed and the committed snapshot and its log stay exactly as they were.
+        """
         started = time.monotonic()
         seq = self._seq
         if self._needs_compaction():
             self._compact()
         n = self._n
-        vectors_name, items_name = f"vectors-{seq:012d}.npy", f"items-{seq:012d}.json"
-        _save_npy(self.directory / vectors_name, self._vectors[:n])
+        kind = ann.kind_of(self._index)
+        names = {
+            "vectors": self._fresh_name("vectors", seq, "npy"),
+            "items": self._fresh_name("items", seq, "json"),
+            "ann": self._fresh_name("ann", seq, "faiss") if kind == "hnsw" else None,
+        }
         items = {"ids": self._ids[:n], "metadata": self._metadata[:n], "sources": self._sources[:n]}
-        write_atomic(self.directory / items_name, json.dumps(items, ensure_ascii=False).encode())
-        ann_name = None
-        if ann.kind_of(self._index) == "hnsw":
-            ann_name = f"ann-{seq:012d}.faiss"
-            tmp = self.directory / f".{ann_name}.tmp"
-            faiss.write_index(self._index, str(tmp))
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, self.directory / ann_name)
+        writers = {
+            "vectors": lambda tmp: _save_npy(tmp, self._vectors[:n]),
+            "items": json.dumps(items, ensure_ascii=False).encode(),
+            "ann": lambda tmp: faiss.write_index(self._index, str(tmp)),
+        }
         manifest = {
             "format": FORMAT,
             "fingerprint": self.fingerprint,
             "embed_dim": self.embed_dim,
             "seq": seq,
-            "vectors": vectors_name,
-            "items": items_name,
-            "ann": ann_name,
-            "index_type": ann.kind_of(self._index),
+            **names,
+            "sha256": {},
+            "index_type": kind,
             "size": len(self._row),
             "written_at": time.time(),
         }
-        write_atomic(self.directory / "manifest.json", json.dumps(manifest, indent=1).encode())
+        try:
+            for key, name in names.items():
+                if name is not None:
+                    write_atomic(self.directory / name, writers[key], sync_dir=False)
+                    manifest["sha256"][name] = file_sha256(self.directory / name)
+            fsync_dir(self.directory)
+            write_atomic(self.directory / "manifest.json", json.dumps(manifest, indent=1).encode(), sync_dir=False)
+        except BaseException:
+            for name in filter(None, names.values()):  # never the committed snapshot's (`_fresh_name`)
+                (self.directory / name).unlink(missing_ok=True)
+            raise
+        self._manifest = manifest
         # The snapshot is committed; switch to a fresh log and drop what it replaced.
         wal_path = self.directory / f"wal-{seq:012d}.log"
         if self._wal is None or self._wal.path != wal_path:
             if self._wal is not None:
                 self._wal.close()
             self._wal = WriteAheadLog(wal_path)
-        keep = {vectors_name, items_name, ann_name, self._wal.path.name}
+        keep = {*names.values(), self._wal.path.name}
         for path in self.directory.iterdir():
-            if (
-                path.is_file()
-                and re.fullmatch(r"(vectors|items|ann|wal)-\d{12}\.\w+", path.name)
-                and path.name not in keep
-            ):
+            if path.is_file() and DATA_FILE.fullmatch(path.name) and path.name not in keep:
                 path.unlink()
         fsync_dir(self.directory)
-        self._snapshot_seq, self._since_snapshot = seq, 0
+        self._snapshot_seq, self._since_snapshot, self._snapshot_due = seq, 0, self.snapshot_every
         log.info("index snapshot at seq %d: %d items in %.2f s", seq, len(self._row), time.monotonic() - started)
+
+    def _fresh_name(self, kind: str, seq: int, extension: str) -> str:
+        """`<kind>-<seq>.<extension>`, or `<kind>-<seq>.<n>.<extension>` when the committed
+        snapshot already uses that name (a snapshot retaken at the same sequence number)."""
+        committed = {self._manifest.get(key) for key in ("vectors", "items", "ann")}
+        name, n = f"{kind}-{seq:012d}.{extension}", 0
+        while name in committed:
+            n += 1
+            name = f"{kind}-{seq:012d}.{n}.{extension}"
+        return name
 
     def _needs_compaction(self) -> bool:
         dead = self._n - len(self._row)
@@ -575,13 +666,16 @@ class IndexStore:
     # --- closing ---------------------------------------------------------------------------
 
     def close(self, *, snapshot: bool = True) -> None:
-        """Snapshot (when the log holds anything) and release the folder."""
+        """Snapshot (when the log holds anything) and release the folder. A failed snapshot
+        (e.g. disk full) is logged: the log holds every write and is replayed at the next open."""
         with self._write:
             if self._closed:
                 return
             try:
                 if snapshot and self._since_snapshot:
                     self._snapshot_locked()
+            except OSError:
+                log.exception("index %s: snapshot at close failed; every write is in the log", self.directory)
             finally:
                 self._closed = True
                 if self._wal is not None:
@@ -600,13 +694,33 @@ class IndexStore:
         self.close()
 
 
+def _corrupt(path: Path, problem: str) -> IndexCorrupt:
+    return IndexCorrupt(
+        f"index file {path} {problem}. Restore the index folder {path.parent} from a backup, "
+        "or move it aside and index the images again (`pcclip index build`)"
+    )
+
+
 def _read_manifest(directory: Path) -> dict[str, Any] | None:
     path = directory / "manifest.json"
     if not path.exists():
+        leftovers = sorted(p.name for p in directory.iterdir() if DATA_FILE.fullmatch(p.name))
+        if leftovers:  # opening would start an empty index and delete these at its first snapshot
+            raise _corrupt(path, f"is missing, but the folder holds index data ({', '.join(leftovers[:3])})")
         return None
-    manifest = json.loads(path.read_text())
-    if manifest.get("format") != FORMAT:
-        raise NotReady(f"index {directory} has format {manifest.get('format')!r}; this server reads format {FORMAT}")
+    try:
+        manifest = json.loads(path.read_text())
+        if not isinstance(manifest, dict):
+            raise ValueError(f"a JSON {type(manifest).__name__}, not an object")
+        if manifest.get("format") != FORMAT:
+            raise NotReady(
+                f"index {directory} has format {manifest.get('format')!r}; this server reads format {FORMAT}"
+            )
+        for key, kind in (("fingerprint", str), ("embed_dim", int), ("seq", int)):
+            if not isinstance(manifest.get(key), kind):
+                raise ValueError(f"{key!r} is missing or malformed")
+    except (ValueError, UnicodeDecodeError) as error:
+        raise _corrupt(path, f"cannot be read ({error})") from None
     return manifest
 
 
@@ -627,9 +741,5 @@ def _wal_files(directory: Path) -> list[Path]:
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
+    with open(path, "wb") as f:
         np.save(f, array)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -6,9 +6,11 @@ One record on disk:
 
 The payload is UTF-8 JSON: `{"seq", "op": "put", "id", "metadata", "source", "vector"}` (the
 vector as base64 of little-endian float32) or `{"seq", "op": "delete", "id"}`. Records are
-replayed in order; reading stops at the first record that is short, has a bad magic or a bad
-checksum — a torn tail left by `kill -9` in the middle of an append — and the file is cut back
-to the last whole record so later appends never follow garbage.
+replayed in order. A bad record (short, bad magic, bad checksum) with nothing valid after it is
+a torn tail — an append cut short by `kill -9` or power loss, never acknowledged — so it is
+dropped and the file is cut back to the last whole record, so later appends never follow
+garbage. A bad record *followed by* valid ones is damage to acknowledged writes: reading
+refuses (`CorruptLog`) rather than silently dropping everything after it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import base64
 import json
 import os
 import struct
-import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from models.atomic import fsync_dir
 
 MAGIC = b"PCW1"
 HEADER = struct.Struct("<4sII")  # magic, payload length, crc32
@@ -59,27 +62,58 @@ class Record:
         return cls(body["seq"], body["op"], body["id"], body.get("metadata"), body.get("source"), vector)
 
 
+class CorruptLog(ValueError):
+    """The log is damaged before its end: acknowledged writes after the damage would be lost."""
+
+
+def _record_at(data: bytes, offset: int) -> tuple[Record, int] | None:
+    """The whole, checksummed record starting at `offset` and the offset after it, or None."""
+    header = data[offset : offset + HEADER.size]
+    if len(header) < HEADER.size:
+        return None
+    magic, length, crc = HEADER.unpack(header)
+    end = offset + HEADER.size + length
+    payload = data[offset + HEADER.size : end]
+    if magic != MAGIC or length > MAX_RECORD or len(payload) < length or zlib.crc32(payload) != crc:
+        return None
+    try:
+        return Record.decode(payload), end
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _next_record(data: bytes, start: int) -> int | None:
+    """The offset of the first valid record at or after `start`, or None."""
+    offset = data.find(MAGIC, start)
+    while offset != -1:
+        if _record_at(data, offset) is not None:
+            return offset
+        offset = data.find(MAGIC, offset + 1)
+    return None
+
+
 def read_records(path: Path, *, repair: bool = False) -> Iterator[Record]:
     """Every whole record of the log at `path`, in order; a torn tail is dropped (and, with
-    `repair`, cut from the file)."""
+    `repair`, cut from the file). Raises `CorruptLog` after the last good record when a bad
+    record has valid records after it (a caller applying records must then discard them all)."""
     if not path.exists():
         return
     data = path.read_bytes()
     offset = 0
     while offset < len(data):
-        header = data[offset : offset + HEADER.size]
-        if len(header) < HEADER.size:
+        found = _record_at(data, offset)
+        if found is None:
             break
-        magic, length, crc = HEADER.unpack(header)
-        payload = data[offset + HEADER.size : offset + HEADER.size + length]
-        if magic != MAGIC or length > MAX_RECORD or len(payload) < length or zlib.crc32(payload) != crc:
-            break
-        try:
-            record = Record.decode(payload)
-        except (ValueError, KeyError, TypeError):
-            break
-        offset += HEADER.size + length
+        record, offset = found
         yield record
+    if offset < len(data):
+        following = _next_record(data, offset + 1)
+        if following is not None:
+            raise CorruptLog(
+                f"write-ahead log {path} is corrupt at byte {offset} of {len(data)} and valid records follow "
+                f"from byte {following}: reading on would lose acknowledged writes. Restore the index folder "
+                f"from a backup, or drop the records after the damage: `truncate -s {offset} {path}`"
+            )
     if offset < len(data) and repair:
         with open(path, "r+b") as f:
             f.truncate(offset)
@@ -92,7 +126,8 @@ class WriteAheadLog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._file = open(path, "ab")  # noqa: SIM115 — lives as long as the store
+        # Unbuffered: a failed write leaves nothing in a Python buffer to be flushed later.
+        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 — lives as long as the store
         self._broken = False
         fsync_dir(path.parent)
 
@@ -100,51 +135,29 @@ class WriteAheadLog:
         """Write `records` in one go and fsync: they survive `kill -9` (and power loss) after this.
 
         A failed append (e.g. disk full) is cut back off, so no later record follows a partial
-        one; if even that fails the log refuses further appends.
+        one, and the log takes appends again once there is room; if even the cut fails the log
+        refuses further appends.
         """
         if self._broken:
-            raise OSError(f"write-ahead log {self.path} is unusable after an earlier write error")
-        data = b"".join(record.encode() for record in records)
-        offset = self._file.tell()
+            raise OSError(f"write-ahead log {self.path} is unusable after an earlier write error; restart")
+        data = memoryview(b"".join(record.encode() for record in records))
+        fd = self._file.fileno()
+        offset = os.fstat(fd).st_size
         try:
-            self._file.write(data)
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            while data:
+                data = data[self._file.write(data) :]
+            os.fsync(fd)
         except BaseException:
             try:
-                self._file.truncate(offset)
-                self._file.seek(offset)
-                os.fsync(self._file.fileno())
+                os.ftruncate(fd, offset)
+                os.fsync(fd)
             except OSError:
                 self._broken = True
             raise
 
     @property
     def size(self) -> int:
-        return self._file.tell()
+        return os.fstat(self._file.fileno()).st_size
 
     def close(self) -> None:
         self._file.close()
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or a new file in `path` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
-    """Write `data` to `path` so a reader sees the old file or the whole new one: temp file
-    (named per thread, so concurrent writers of one name never share it), fsync, rename, and
-    an fsync of the folder unless the caller does that once for many files."""
-    tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    if sync_dir:
-        fsync_dir(path.parent)

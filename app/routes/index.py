@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Path
 
 from app.deps import EmbedderDep, IndexDep
-from app.schemas.common import ERROR_RESPONSES
+from app.schemas.common import ERROR_RESPONSES, ErrorResponse
 from app.schemas.index import (
     ADD_EXAMPLES,
+    ID_DESCRIPTION,
+    ID_SCHEMA,
     AddItemsRequest,
     AddItemsResponse,
     DeleteResponse,
@@ -20,7 +22,9 @@ from app.security import AccessDep
 from app.services import search as service
 
 router = APIRouter(tags=["index"], dependencies=[AccessDep], responses=ERROR_RESPONSES)
-NOT_FOUND = {404: {"description": "No indexed item with that id."}}
+NOT_FOUND = {404: {"model": ErrorResponse, "description": "No indexed item with that id."}}
+DISK_FULL = {507: {"model": ErrorResponse, "description": "The disk is full: nothing of the write was stored."}}
+ItemIdPath = Annotated[str, Path(description=ID_DESCRIPTION, json_schema_extra=ID_SCHEMA)]  # checked by the store
 
 
 @router.get("/index", response_model=IndexInfo, summary="Size, model fingerprint and kind of the index")
@@ -34,6 +38,7 @@ async def describe(store: IndexDep) -> IndexInfo:
     summary="Add or replace items",
     description="Embeds each image and stores it with its id and metadata. The answer comes only once the "
     "write is on stable storage (write-ahead log, fsynced): an acknowledged item survives `kill -9`.",
+    responses=DISK_FULL,
 )
 async def add_items(
     body: Annotated[AddItemsRequest, Body(openapi_examples=ADD_EXAMPLES)], embedder: EmbedderDep, store: IndexDep
@@ -42,10 +47,12 @@ async def add_items(
 
 
 @router.get("/index/items/{item_id}", response_model=IndexItem, summary="One indexed item", responses=NOT_FOUND)
-async def get_item(item_id: str, store: IndexDep) -> IndexItem:
+async def get_item(item_id: ItemIdPath, store: IndexDep) -> IndexItem:
     return service.get_item(store, item_id)
 
 
-@router.delete("/index/items/{item_id}", response_model=DeleteResponse, summary="Delete an item", responses=NOT_FOUND)
-async def delete_item(item_id: str, store: IndexDep) -> DeleteResponse:
+@router.delete(
+    "/index/items/{item_id}", response_model=DeleteResponse, summary="Delete an item", responses=NOT_FOUND | DISK_FULL
+)
+async def delete_item(item_id: ItemIdPath, store: IndexDep) -> DeleteResponse:
     return await service.delete_item(store, item_id)

@@ -10,7 +10,7 @@ import faiss
 import numpy as np
 import pytest
 
-from app.errors import InvalidInput, NotFound
+from app.errors import InvalidInput, NotFound, StorageFull
 from app.index import AnnParams, IndexBusy, IndexMismatch, IndexStore, NewItem
 from app.index.wal import HEADER, read_records
 
@@ -227,7 +227,7 @@ def test_a_failed_log_write_is_not_applied_and_leaves_no_partial_record(tmp_path
         real_fsync(fd)
 
     monkeypatch.setattr("app.index.wal.os.fsync", failing_once)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(StorageFull, match="No space"):
         store.put([NewItem("lost", vectors[0])])
     assert "lost" not in store  # not acknowledged, not applied
     store.put([NewItem("kept", vectors[1])])
