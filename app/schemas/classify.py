@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from app.schemas.common import ImageInput, RequestModel, ResponseModel
+from app.schemas.common import ImageInput, RequestModel, ResponseModel, Text
 from app.schemas.examples import BLUE, GREEN, RED
 
 DEFAULT_TEMPLATE = "This is a photo of a {}"
@@ -13,14 +13,16 @@ DEFAULT_TEMPLATE = "This is a photo of a {}"
 class Comparative(RequestModel):
     """Prior knowledge about two confusable labels, written "first …, while second …"."""
 
-    first: str = Field(description="A label of the request (the pair's first class).")
-    second: str = Field(description="A label of the request; this class's prototype moves.")
-    text: str = Field(description="How the first differs from the second, in words.")
+    first: Text = Field(description="A label of the request (the pair's first class).")
+    second: Text = Field(description="A label of the request; this class's prototype moves.")
+    text: Text = Field(description="How the first differs from the second, in words.")
 
 
 class ClassifyRequest(RequestModel):
     images: list[ImageInput] = Field(min_length=1, description="Images to classify.")
-    labels: list[str] = Field(min_length=1, description="Candidate labels (distinct).")
+    labels: list[Text] = Field(
+        min_length=1, description="Candidate labels (distinct).", json_schema_extra={"uniqueItems": True}
+    )
     template: str = Field(DEFAULT_TEMPLATE, description='Prompt for each label; "{}" is replaced by the label.')
     comparatives: list[Comparative] = Field(
         default_factory=list,
@@ -80,7 +82,7 @@ class ImagePair(RequestModel):
 
 class DifferenceRequest(RequestModel):
     pairs: list[ImagePair] = Field(min_length=1, description="Image pairs to compare.")
-    texts: list[str] = Field(min_length=1, description='Candidate difference texts ("the first … than the second").')
+    texts: list[Text] = Field(min_length=1, description='Candidate difference texts ("the first … than the second").')
 
 
 DIFFERENCE_EXAMPLES = {

@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from app.schemas.examples import RED
 
 
-class RequestModel(BaseModel):
-    """Base of every request body: unknown fields and NaN/±inf numbers are refused (422)."""
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("empty text")
+    return text
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+# A text with a non-space character; its length is limited by PCCLIP_MAX_TEXT_CHARS.
+Text = Annotated[str, Field(json_schema_extra={"minLength": 1, "pattern": r"\S"}), AfterValidator(_not_blank)]
+
+
+def exactly_one_of(*names: str) -> dict[str, Any]:
+    """JSON Schema of "exactly one of these fields is given (not null)", for `json_schema_extra`,
+    so the OpenAPI document says what the model validator enforces."""
+    return {"oneOf": [{"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in names]}
+
+
+class RequestModel(BaseModel):
+    """Base of every request body: unknown fields, NaN/±inf numbers and values of another JSON
+    type (`false` for a number, `0` for a boolean, `1.5` for an integer) are refused (422)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class ResponseModel(BaseModel):
@@ -21,7 +40,7 @@ class ImageInput(RequestModel):
     """One image: base64 bytes of a PNG/JPEG/GIF/WebP/BMP/TIFF file, or (where the operator
     enabled it) a public http(s) URL."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [RED]})
+    model_config = ConfigDict(json_schema_extra={"examples": [RED], **exactly_one_of("b64", "url")})
 
     b64: str | None = Field(
         None,
@@ -45,6 +64,7 @@ class ErrorResponse(BaseModel):
 
 # Error answers every model endpoint may give, for the OpenAPI document.
 ERROR_RESPONSES: dict[int | str, dict] = {
+    400: {"model": ErrorResponse, "description": "The body could not be parsed (not UTF-8 JSON, or bad multipart)."},
     401: {"model": ErrorResponse, "description": "Missing or wrong API key (when one is configured)."},
     413: {"model": ErrorResponse, "description": "Request body over PCCLIP_MAX_BODY_BYTES."},
     422: {"description": "Invalid input; `detail` says what and where."},

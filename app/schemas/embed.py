@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from app.schemas.common import ImageInput, RequestModel, ResponseModel
+from app.schemas.common import ImageInput, RequestModel, ResponseModel, Text
 from app.schemas.examples import BLUE, RED
 
 
 class EmbedRequest(RequestModel):
-    texts: list[str] = Field(default_factory=list, description="Texts to embed.")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["texts"], "properties": {"texts": {"minItems": 1}}},
+                {"required": ["images"], "properties": {"images": {"minItems": 1}}},
+            ]
+        }
+    )
+
+    texts: list[Text] = Field(default_factory=list, description="Texts to embed.")
     images: list[ImageInput] = Field(default_factory=list, description="Images to embed.")
 
     @model_validator(mode="after")

@@ -4,24 +4,18 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from app.schemas.common import RequestModel, ResponseModel
+from app.schemas.common import RequestModel, ResponseModel, Text
 
 
 class EditTerm(RequestModel):
-    text: str = Field(min_length=1, description='A difference text, e.g. "snowier" or "the first is larger".')
+    text: Text = Field(description='A difference text, e.g. "snowier" or "the first is larger".')
     weight: float = Field(1.0, ge=-10, le=10, description="Its weight wᵢ; negative weights remove the property.")
 
 
-def _multiple_of_8(value: int) -> int:
-    if value % 8:
-        raise ValueError(f"must be a multiple of 8 (SDXL's latent grid), got {value}")
-    return value
-
-
 class GenerateRequest(RequestModel):
-    prompt: str = Field(min_length=1, description="What to draw.")
+    prompt: Text = Field(description="What to draw.")
     edits: list[EditTerm] = Field(
         default_factory=list,
         description="Weighted edits added to the prompt's conditioning: prompt + Σ wᵢ · (editᵢ − '') "
@@ -30,13 +24,11 @@ class GenerateRequest(RequestModel):
     negative_prompt: str | None = Field(None, description="Plain negative prompt (no arithmetic).")
     steps: int = Field(30, ge=1, description="Denoising steps (at most PCCLIP_GENERATION_MAX_STEPS).")
     guidance: float = Field(5.0, ge=0, le=50, description="Classifier-free guidance scale; ≤ 1 turns it off.")
-    width: int = Field(1024, ge=8, description="Image width in pixels, a multiple of 8.")
-    height: int = Field(1024, ge=8, description="Image height in pixels, a multiple of 8.")
+    width: int = Field(1024, ge=8, multiple_of=8, description="Image width in pixels, a multiple of 8.")
+    height: int = Field(1024, ge=8, multiple_of=8, description="Image height in pixels, a multiple of 8.")
     seed: int | None = Field(
         None, ge=0, lt=2**63, description="Random seed; the same seed and inputs give the same image. Unset = random."
     )
-
-    _sides = field_validator("width", "height")(_multiple_of_8)
 
 
 GENERATE_EXAMPLES = {

@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
-from app.schemas.common import ImageInput, RequestModel, ResponseModel
+from app.errors import InvalidInput
+from app.index.store import ID_PATTERN, MAX_ID_CHARS, check_id
+from app.schemas.common import ImageInput, RequestModel, ResponseModel, Text, exactly_one_of
 from app.schemas.examples import BLUE, RED
 
 ID_DESCRIPTION = (
     "The item's id: letters, digits and `. _ - : @ + =`, up to 256 characters "
     "(no `/`, `\\`, `..`, spaces or leading `.`)."
 )
+# The id rule in the OpenAPI document; check_id enforces it (with a message that says the rule).
+ID_SCHEMA = {"pattern": f"^{ID_PATTERN.pattern}$", "maxLength": MAX_ID_CHARS}
+
+
+def _valid_id(item_id: str) -> str:
+    try:
+        return check_id(item_id)
+    except InvalidInput as exc:
+        raise ValueError(exc.message) from None
+
+
+ItemId = Annotated[str, Field(description=ID_DESCRIPTION, json_schema_extra=ID_SCHEMA), AfterValidator(_valid_id)]
 
 
 # --- index ---------------------------------------------------------------------------------
 
 
 class IndexItemInput(RequestModel):
-    id: str | None = Field(None, description=ID_DESCRIPTION + " Omitted: a random id is assigned.")
+    id: ItemId | None = Field(None, description=ID_DESCRIPTION + " Omitted: a random id is assigned.")
     image: ImageInput = Field(description="The image to embed; its bytes are kept for re-embedding.")
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="Any JSON object (at most 16 KiB); `/search` can filter on its keys."
@@ -79,15 +93,23 @@ class IndexInfo(ResponseModel):
 class SearchTerm(RequestModel):
     """One term of a query expression: exactly one of `text`, `image`, `id`, `difference`."""
 
-    text: str | None = Field(None, description='A description of what to find, e.g. "a snowy forest".')
+    model_config = ConfigDict(json_schema_extra=exactly_one_of("text", "image", "id", "difference"))
+
+    text: Text | None = Field(None, description='A description of what to find, e.g. "a snowy forest".')
     image: ImageInput | None = Field(None, description="An image to find things like.")
-    id: str | None = Field(None, description="An indexed item, by id: its stored embedding.")
-    difference: str | None = Field(
+    id: ItemId | None = Field(None, description="An indexed item, by id: its stored embedding.")
+    difference: Text | None = Field(
         None,
         description='A PC-CLIP difference text — a direction to move along, e.g. "the first is snowier than '
         'the second" or simply "snowier". A negative weight moves the other way.',
     )
-    weight: float = Field(1.0, ge=-100, le=100, description="The term's weight (default 1; may be negative).")
+    weight: float = Field(
+        1.0,
+        ge=-100,
+        le=100,
+        description="The term's weight (default 1; may be negative, not 0).",
+        json_schema_extra={"not": {"const": 0}},
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SearchTerm:

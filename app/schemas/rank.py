@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from app.schemas.common import ImageInput, RequestModel, ResponseModel
+from app.schemas.common import ImageInput, RequestModel, ResponseModel, Text
 from app.schemas.examples import BLUE, GREEN, RED
+from app.schemas.index import ItemId
 
 
 class RankRequest(RequestModel):
     images: list[ImageInput] = Field(default_factory=list, description="Images to order.")
-    ids: list[str] = Field(
+    ids: list[ItemId] = Field(
         default_factory=list, description="Indexed items to order with them, by id (their stored embeddings)."
     )
-    text: str = Field(
+    text: Text = Field(
         description='A difference text giving the direction, e.g. "the first is larger than '
         'the second": images the text describes as "first" come first.'
     )

@@ -60,7 +60,7 @@ def test_identical_images_have_no_difference_to_score(client):
     [
         ({"pairs": []}, "pairs"),
         ({"texts": []}, "texts"),
-        ({"texts": ["fine", ""]}, "texts[1]: empty text"),
+        ({"texts": ["fine", ""]}, "empty text"),
         ({"pairs": [{"first": {"b64": "AAAA"}}]}, "second"),
         ({"pairs": [{"first": {"b64": "not base64!"}, "second": {"b64": "AAAA"}}]}, "pairs[0].first: invalid base64"),
     ],

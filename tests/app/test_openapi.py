@@ -72,3 +72,33 @@ def test_example_images_are_what_they_say(png_b64, rgb):
 def test_docs_page_is_served(client):
     response = client.get("/docs")
     assert response.status_code == 200 and "swagger" in response.text.lower()
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"), [("/index/items/x", {"GET", "DELETE"}), ("/generate/x", {"GET"}), ("/index", {"GET"})]
+)
+def test_a_405_lists_every_method_of_the_path(client, path, allowed):
+    """Starlette named only the first matching route's methods (GET, not the DELETE beside it)."""
+    response = client.request("PUT", path)
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == allowed
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"alpha": False}, {"top_k": 1.5}, {"top_k": "2"}, {"labels": ["red", 1]}, {"images": [{"b64": 7}]}],
+)
+def test_values_of_another_json_type_are_refused_not_coerced(client, change):
+    body = {"images": [examples.RED], "labels": ["red", "blue"], **change}
+    assert client.post("/classify", json=body).status_code == 422
+
+
+def test_the_documented_rules_match_what_is_enforced():
+    """Found by fuzzing: the document said less than the validators enforce."""
+    schemas = SPEC["components"]["schemas"]
+    assert {"required": ["b64"], "properties": {"b64": {"not": {"type": "null"}}}} in schemas["ImageInput"]["oneOf"]
+    assert len(schemas["SearchTerm"]["oneOf"]) == 4
+    assert schemas["EmbedRequest"]["anyOf"]
+    assert schemas["GenerateRequest"]["properties"]["width"]["multipleOf"] == 8
+    item_id = SPEC["paths"]["/index/items/{item_id}"]["get"]["parameters"][0]["schema"]
+    assert item_id["maxLength"] == 256 and item_id["pattern"].startswith("^")

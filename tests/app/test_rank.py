@@ -28,7 +28,7 @@ def test_images_come_in_order_of_projection_on_the_text(client, encoder):
         ({"images": [], "text": "larger"}, "images"),
         ({"text": "larger"}, "images"),
         ({"images": [{"b64": "AAAA"}]}, "text"),
-        ({"images": [{"b64": "AAAA"}], "text": ""}, "text: empty text"),
+        ({"images": [{"b64": "AAAA"}], "text": ""}, "empty text"),
     ],
 )
 def test_bad_rank_requests_are_422(client, body, expected):
