@@ -12,10 +12,17 @@ from app.images import ImageLoader
 from app.index.slot import IndexSlot
 from app.index.store import IndexStore
 from app.services.embedding import Embedder
-from app.settings import Settings, get_settings
+from app.settings import Settings
 from app.state import LoadedModel, ModelSlot
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+def get_app_settings(request: Request) -> Settings:
+    """The settings the app was built with (not a dependency override: FastAPI re-analyses an
+    overridden dependency's signature on every request)."""
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
 def get_slot(request: Request) -> ModelSlot:

@@ -73,7 +73,6 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
     )
-    app.dependency_overrides[get_settings] = lambda: settings
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.image_loader = image_loader or ImageLoader.from_settings(settings)

@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.errors import Overloaded, Unauthorized
-from app.settings import Settings, get_settings
+from app.settings import Settings
 
 bearer = HTTPBearer(auto_error=False, description="The server's API key (PCCLIP_API_KEY).")
 
@@ -62,7 +62,6 @@ def key_matches(given: bytes, expected: bytes) -> bool:
 
 async def require_access(
     request: Request,
-    settings: Annotated[Settings, Depends(get_settings)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
     """Router dependency of the model endpoints: 401 without the right key, 429 over the rate.
@@ -70,6 +69,7 @@ async def require_access(
     Only the `Authorization: Bearer` header counts (scheme case-insensitive); a key in the
     query string or a cookie is ignored. (Settings refuse an empty key at startup.)
     """
+    settings: Settings = request.app.state.settings
     limiter: TokenBucket | None = request.app.state.rate_limiter
     client = "client:" + (request.client.host if request.client else "unknown")
     if settings.api_key is not None:
