@@ -31,6 +31,19 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 
+# Quality gates (see quality/ and README "Quality gates"): each starts its own server on 127.0.0.1,
+# stops by itself and prints a JSON report; a fast subset of fuzz and soak runs in `make test`.
+.PHONY: fuzz soak audit
+fuzz: install
+	$(OFFLINE) $(PY) -m quality.fuzz
+
+soak: install
+	$(OFFLINE) $(PY) -m quality.soak
+
+# Needs an advisory service (PyPI's JSON API or OSV); exits 2 when none answers.
+audit: install
+	$(PY) -m quality.audit
+
 # Extra training/evaluation data from Debian (needs root): Fashion-MNIST.
 data:
 	apt-get install -y dataset-fashion-mnist || (apt-get update && apt-get install -y dataset-fashion-mnist)

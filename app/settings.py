@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     # --- network ---------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Interface to listen on (`0.0.0.0` in containers).")
     port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")
+    keep_alive_s: int = Field(
+        75,
+        ge=1,
+        description="Seconds an idle keep-alive connection stays open. Keep it above the idle timeout of the "
+        "clients and load balancers in front: a client that reuses a connection just as the server closes it "
+        "loses that request (httpx keeps idle connections 5 s, many load balancers 60 s).",
+    )
 
     # --- access ----------------------------------------------------------------------------
     api_key: SecretStr | None = Field(

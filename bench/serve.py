@@ -20,9 +20,7 @@ import base64
 import io
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from contextlib import contextmanager
@@ -33,6 +31,9 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from a checkout, installed or not
+from quality.server import loopback_server  # noqa: E402
+
 CONCURRENCY = (1, 4, 16)
 
 
@@ -105,62 +106,18 @@ def measure_raw(model: str, device: str, images: list[Image.Image], batch: int, 
 # --- 2./3. server --------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def server(args: argparse.Namespace, max_batch: int):
-    port = free_port()
-    env = {
-        **os.environ,
+    settings = {
         "PCCLIP_MODEL": args.model,
         "PCCLIP_DEVICE": args.device,
         "PCCLIP_MAX_BATCH": str(max_batch),
         "PCCLIP_MAX_WAIT_MS": str(args.max_wait_ms),
         "PCCLIP_QUEUE_LIMIT": "100000",
-        "PCCLIP_LOG_LEVEL": "warning",
         **({"PCCLIP_TORCH_THREADS": str(args.threads)} if args.threads else {}),
-        "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
     }
-    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
-    process = subprocess.Popen(
-        [*command, "--log-level", "warning", "--no-access-log"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, process, args.ready_timeout)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def wait_ready(url: str, process: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited: {process.stderr.read().decode()[-2000:]}")
-        try:
-            response = httpx.get(f"{url}/ready", timeout=2)
-            if response.status_code == 200:
-                return
-            if response.json()["model"]["state"] == "failed":
-                raise SystemExit(f"model failed to load: {response.json()['detail']}")
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"server not ready after {timeout:.0f} s")
+    with loopback_server(settings, ready_timeout=args.ready_timeout) as running:
+        yield running.url
 
 
 async def drive(url: str, bodies: list[bytes], concurrency: int, seconds: float, limit: int) -> dict:
@@ -210,7 +167,6 @@ def batch_totals(metrics: str) -> tuple[float, float]:
 def main() -> None:
     args = parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    sys.path.insert(0, str(ROOT))  # run as a script from a checkout, installed or not
     images = make_images(32, args.image_size)
     bodies = [json.dumps({"images": [{"b64": base64.b64encode(jpeg(im)).decode()}]}).encode() for im in images]
 

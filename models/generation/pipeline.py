@@ -149,7 +149,7 @@ def load_pipeline(source: str, *, device: str | torch.device = "auto", precision
     target = resolve_device(device)
     dtype = resolve_precision(target, precision)
     # safetensors only: a folder with pickled .bin weights is refused, never unpickled.
-    pipe = StableDiffusionXLPipeline.from_pretrained(source, torch_dtype=dtype, use_safetensors=True)
+    pipe = StableDiffusionXLPipeline.from_pretrained(source, dtype=dtype, use_safetensors=True)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(target)
 
