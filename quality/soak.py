@@ -43,6 +43,11 @@ from PIL import Image
 
 from quality.server import ROOT, Server, loopback_server
 
+# Requests of the soak's mix, with their weights (see SoakClient; `--without` drops some).
+MIX = {
+    "embed": 20, "upload": 5, "classify": 15, "difference": 10, "rank": 8, "add": 10, "get": 6, "delete": 4,
+    "search": 15, "generate": 2, "info": 2, "health": 2, "metrics": 1,
+}  # fmt: skip
 WORDS = ("red", "blue", "green", "yellow", "circle", "square", "triangle", "small", "large", "bright", "dark")
 
 
@@ -62,7 +67,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--max-requests", type=int, default=2_000_000, help="bound on requests of each phase")
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--without", type=lambda text: set(text.split(",")), default=set(),
+        help=f"leave these requests out of the soak's mix, e.g. generate,add (of: {', '.join(MIX)})",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    if unknown := args.without - MIX.keys():
+        parser.error(f"--without: unknown {', '.join(sorted(unknown))}; choose from {', '.join(MIX)}")
+    return args
 
 
 # --- inputs --------------------------------------------------------------------------------
@@ -136,7 +148,9 @@ def percentile(values: list[float], q: float) -> float:
 class SoakClient:
     """One client: a seeded mix of requests; it reads and deletes only the items it added."""
 
-    def __init__(self, number: int, http: httpx.AsyncClient, inputs: Inputs, tally: Tally, seed: int) -> None:
+    def __init__(
+        self, number: int, http: httpx.AsyncClient, inputs: Inputs, tally: Tally, seed: int, mix: dict[str, int]
+    ) -> None:
         self.name = f"c{number}"
         self.http = http
         self.inputs = inputs
@@ -144,11 +158,7 @@ class SoakClient:
         self.rng = random.Random(seed * 1000 + number)
         self.items: list[str] = []
         self.added = 0
-        self.mix: list[tuple[Callable[[], Awaitable[None]], int]] = [
-            (self.embed, 20), (self.upload, 5), (self.classify, 15), (self.difference, 10), (self.rank, 8),
-            (self.add, 10), (self.get, 6), (self.delete, 4), (self.search, 15), (self.generate, 2),
-            (self.info, 2), (self.health, 2), (self.metrics, 1),
-        ]  # fmt: skip
+        self.mix: list[tuple[Callable[[], Awaitable[None]], int]] = [(getattr(self, n), w) for n, w in mix.items()]
 
     async def run(self, deadline: float, budget: list[int]) -> None:
         actions, weights = zip(*self.mix, strict=True)
@@ -261,7 +271,8 @@ async def soak(server: Server, inputs: Inputs, args: argparse.Namespace, headers
     limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
     rss: list[tuple[float, int]] = []
     async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=args.timeout, limits=limits) as http:
-        clients = [SoakClient(n, http, inputs, tally, args.seed) for n in range(args.clients)]
+        mix = {name: weight for name, weight in MIX.items() if name not in args.without}
+        clients = [SoakClient(n, http, inputs, tally, args.seed, mix) for n in range(args.clients)]
         started = time.monotonic()
         deadline = started + args.duration
         budget = [args.max_requests]
