@@ -14,6 +14,7 @@ from app.images import ImageLoader
 from app.index.slot import IndexSlot
 from app.limits import BodyLimitMiddleware
 from app.metrics import Metrics, MetricsMiddleware
+from app.openapi import document_limits
 from app.routes import classify, embed, generate, index, rank, search, system
 from app.security import TokenBucket
 from app.settings import Settings, get_settings
@@ -79,6 +80,7 @@ def create_app(
     app.state.rate_limiter = TokenBucket(settings.rate_limit, settings.rate_burst) if settings.rate_limit else None
 
     install_error_handlers(app)
+    document_limits(app, settings)
     for module in (system, embed, classify, rank, index, search, generate):
         app.include_router(module.router)
     # Outermost first on the way in: count everything, then refuse oversized bodies.

@@ -107,7 +107,12 @@ def summarize(output: str) -> dict[str, object]:
     """The figures schemathesis prints at the end: cases generated, failures by kind."""
     generated = re.search(r"(\d+) generated", output)
     failures = dict(re.findall(r"❌ (ST\d+ [^:\n]+): (\d+)", output))
-    return {"cases_generated": int(generated.group(1)) if generated else 0, "failures": failures}
+    links = re.search(r"API Links:\s+(\d+) covered / (\d+) selected", output)
+    return {
+        "cases_generated": int(generated.group(1)) if generated else 0,
+        "failures": failures,
+        "stateful_links_covered": f"{links.group(1)}/{links.group(2)}" if links else None,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,12 +31,22 @@ SSE_EVENT = {
 }
 
 
+# OpenAPI links: what a client (and the fuzzer's stateful phase) can do next with the job id.
+JOB_LINKS = {
+    name: {"operationRef": f"#/paths/~1generate~1{{job_id}}{where}", "parameters": {"job_id": "$response.body#/job_id"}}
+    for name, where in (("status", "/get"), ("events", "~1events/get"), ("cancel", "~1cancel/post"))
+}
+
+
 @router.post(
     "/generate",
     response_model=GenerateAccepted,
     status_code=202,
     summary="Queue an SDXL image of `prompt + Σ wᵢ · editᵢ`",
-    responses={503: {"model": ErrorResponse, "description": "No SDXL weights configured, or still loading."}},
+    responses={
+        202: {"description": "Queued; follow `status_url`.", "links": JOB_LINKS},
+        503: {"model": ErrorResponse, "description": "No SDXL weights configured, or still loading."},
+    },
 )
 async def generate(
     body: Annotated[GenerateRequest, Body(openapi_examples=GENERATE_EXAMPLES)], jobs: JobsDep, settings: SettingsDep

@@ -24,6 +24,15 @@ from app.services import search as service
 router = APIRouter(tags=["index"], dependencies=[AccessDep], responses=ERROR_RESPONSES)
 NOT_FOUND = {404: {"model": ErrorResponse, "description": "No indexed item with that id."}}
 DISK_FULL = {507: {"model": ErrorResponse, "description": "The disk is full: nothing of the write was stored."}}
+# OpenAPI links: the first item of an add, read and deleted by id.
+ITEM_LINKS = {
+    name: {"operationRef": f"#/paths/~1index~1items~1{{item_id}}/{method}", "parameters": {"item_id": where}}
+    for name, method, where in (
+        ("get_added", "get", "$response.body#/added/0"),
+        ("delete_added", "delete", "$response.body#/added/0"),
+        ("get_replaced", "get", "$response.body#/replaced/0"),
+    )
+}
 ItemIdPath = Annotated[str, Path(description=ID_DESCRIPTION, json_schema_extra=ID_SCHEMA)]  # checked by the store
 
 
@@ -38,7 +47,7 @@ async def describe(store: IndexDep) -> IndexInfo:
     summary="Add or replace items",
     description="Embeds each image and stores it with its id and metadata. The answer comes only once the "
     "write is on stable storage (write-ahead log, fsynced): an acknowledged item survives `kill -9`.",
-    responses=DISK_FULL,
+    responses={200: {"description": "Stored.", "links": ITEM_LINKS}} | DISK_FULL,
 )
 async def add_items(
     body: Annotated[AddItemsRequest, Body(openapi_examples=ADD_EXAMPLES)], embedder: EmbedderDep, store: IndexDep

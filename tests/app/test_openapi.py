@@ -102,3 +102,15 @@ def test_the_documented_rules_match_what_is_enforced():
     assert schemas["GenerateRequest"]["properties"]["width"]["multipleOf"] == 8
     item_id = SPEC["paths"]["/index/items/{item_id}"]["get"]["parameters"][0]["schema"]
     assert item_id["maxLength"] == 256 and item_id["pattern"].startswith("^")
+
+
+def test_the_document_states_this_servers_limits():
+    spec = create_app(make_settings(max_items=7, max_text_chars=99, generation_max_steps=5, max_search_k=50)).openapi()
+    schemas = spec["components"]["schemas"]
+    texts = schemas["EmbedRequest"]["properties"]["texts"]
+    assert texts["maxItems"] == 7 and texts["items"]["maxLength"] == 99
+    assert schemas["SearchTerm"]["properties"]["difference"]["anyOf"][0]["maxLength"] == 99
+    assert schemas["SearchRequest"]["properties"]["k"]["maximum"] == 50
+    assert schemas["GenerateRequest"]["properties"]["steps"]["maximum"] == 5
+    upload = next(schema for name, schema in schemas.items() if name.startswith("Body_embed_upload"))
+    assert upload["properties"]["texts"]["anyOf"][0]["maxItems"] == 7
