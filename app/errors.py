@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from http import HTTPMethod
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -94,9 +95,6 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": errors}, status_code=422)
 
 
-METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
-
-
 def _routes_to(request: Request, method: str) -> bool:
     """Some route of the app takes `method` on this request's path."""
     scope = {**request.scope, "method": method}
@@ -109,7 +107,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
-        headers["Allow"] = ", ".join(m for m in METHODS if _routes_to(request, m))
+        headers["Allow"] = ", ".join(method for method in HTTPMethod if _routes_to(request, method))
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
 

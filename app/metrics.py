@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from http import HTTPMethod
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -49,10 +50,6 @@ class Metrics:
         self.queue_depth.set_function(depth)
 
 
-# Label values must be bounded: any token is a valid HTTP method, so others count as "other".
-METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-
-
 class MetricsMiddleware:
     """Counts every HTTP response by route template (not raw path: bounded label values)."""
 
@@ -77,6 +74,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
-            method = scope["method"] if scope["method"] in METHODS else "other"  # clients choose methods
+            # Label values must be bounded: any token is a valid HTTP method, so others count as "other".
+            method = scope["method"] if scope["method"] in HTTPMethod.__members__ else "other"
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(time.perf_counter() - start)

@@ -8,9 +8,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from app.schemas.common import TEXT_PATTERN  # marks `app.schemas.common.Text`
 from app.settings import Settings
-
-TEXT_PATTERN = r"\S"  # marks `app.schemas.common.Text`
 
 
 def document_limits(app: FastAPI, settings: Settings) -> None:
@@ -19,7 +18,9 @@ def document_limits(app: FastAPI, settings: Settings) -> None:
     build: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
-        schema = build()  # FastAPI's, cached on the app; the limits are idempotent to apply
+        if app.openapi_schema:  # built and limited once
+            return app.openapi_schema
+        schema = build()  # FastAPI's; it caches it on the app
         components = schema["components"]["schemas"]
         for name in _request_schemas(schema):
             _limit(name, components[name], settings)

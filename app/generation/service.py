@@ -52,8 +52,6 @@ def check_limits(settings: Settings, body: GenerateRequest) -> None:
     for where, text in texts:
         if len(text) > settings.max_text_chars:
             raise InvalidInput(f"{where}: {len(text)} characters is over the limit of {settings.max_text_chars}")
-    if not body.prompt.strip():
-        raise InvalidInput("prompt: is blank")
 
 
 def response(status: JobStatus, *, with_image: bool = True) -> JobStatusResponse:

@@ -15,8 +15,9 @@ def _not_blank(text: str) -> str:
     return text
 
 
-# A text with a non-space character; its length is limited by PCCLIP_MAX_TEXT_CHARS.
-Text = Annotated[str, Field(json_schema_extra={"minLength": 1, "pattern": r"\S"}), AfterValidator(_not_blank)]
+# A text with a non-space character; its length is limited by PCCLIP_MAX_TEXT_CHARS (see app.openapi).
+TEXT_PATTERN = r"\S"
+Text = Annotated[str, Field(json_schema_extra={"minLength": 1, "pattern": TEXT_PATTERN}), AfterValidator(_not_blank)]
 
 
 def exactly_one_of(*names: str) -> dict[str, Any]:
