@@ -89,8 +89,9 @@ def loopback_server(
     `wait=False` yields as soon as the process is started (for tests of startup itself).
     """
     port = free_port()
+    inherited = {name: value for name, value in os.environ.items() if not name.startswith("PCCLIP_")}
     env = {
-        **os.environ,
+        **inherited,  # the server's settings are `settings` alone, not the caller's PCCLIP_* variables
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "PCCLIP_LOG_LEVEL": "warning",

@@ -8,12 +8,7 @@ nothing is served from garbage. One case runs a real `pcclip serve` process.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -28,6 +23,7 @@ from app.index import AnnParams, IndexStore, NewItem
 from app.main import create_app
 from models import save_checkpoint, tiny
 from models.checkpoint import METADATA_FILE, WEIGHTS_FILE
+from quality.server import ServerFailed, loopback_server, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,45 +101,18 @@ def test_damaged_base_weights_keep_the_server_up_and_unready(tmp_path, monkeypat
         )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_real_server_process_on_a_damaged_checkpoint_keeps_running(checkpoint, tmp_path):
     flip_bit(checkpoint / WEIGHTS_FILE)
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    env = {name: value for name, value in env.items() if not name.startswith("PCCLIP_")}
-    command = [sys.executable, "-m", "cli", "serve", "--model", str(checkpoint), "--port", str(port)]
-    command += ["--device", "cpu", "--index-dir", str(tmp_path / "index")]
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, server.stderr.read().decode()[-2000:]
-            try:
-                ready = httpx.get(f"{url}/ready", timeout=2)
-                if ready.json()["model"]["state"] == "failed":
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server never reported the failed load"
-            time.sleep(0.1)
+    settings = {"PCCLIP_MODEL": str(checkpoint), "PCCLIP_DEVICE": "cpu", "PCCLIP_INDEX_DIR": str(tmp_path / "index")}
+    with loopback_server(settings, wait=False) as server:
+        with pytest.raises(ServerFailed, match="does not match metadata"):
+            wait_ready(server, timeout=60)  # returns at once when /ready reports the failed load
+        ready = httpx.get(f"{server.url}/ready", timeout=2)
         assert_refused(ready, "model", "does not match metadata", str(checkpoint / WEIGHTS_FILE))
-        assert httpx.get(f"{url}/health", timeout=2).status_code == 200
+        assert httpx.get(f"{server.url}/health", timeout=2).status_code == 200
         time.sleep(0.5)
-        assert server.poll() is None  # still serving
-        assert httpx.get(f"{url}/ready", timeout=2).status_code == 503
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        assert server.alive()  # still serving
+        assert httpx.get(f"{server.url}/ready", timeout=2).status_code == 503
 
 
 # --- the index -------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ import itertools
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from quality.server import free_port
 
 KILLS = 21
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,12 +35,6 @@ def tiny_png(rng: random.Random) -> dict:
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8), tuple(rng.randrange(256) for _ in range(3))).save(buffer, format="PNG")
     return {"b64": base64.b64encode(buffer.getvalue()).decode()}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ServerForker:
