@@ -17,6 +17,10 @@ from typing import Any
 
 import torch
 from open_clip.model import CustomTextCLIP
+from safetensors.torch import save_file
+
+from models.atomic import fsync_dir, write_atomic
+from models.fingerprint import file_sha256
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 TINY_BASE_DIR = WEIGHTS_DIR / "tiny-base"
@@ -84,11 +88,6 @@ def read_config(folder: Path) -> dict[str, Any]:
 def save_image_tower(model: CustomTextCLIP, folder: Path) -> None:
     """Write what `train-base` ships: image_tower.safetensors and config.json, which records
     the weights' sha256 so a corrupt copy is refused at load instead of serving garbage."""
-    from safetensors.torch import save_file
-
-    from models.atomic import fsync_dir, write_atomic
-    from models.fingerprint import file_sha256
-
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / IMAGE_TOWER_FILE
     write_atomic(weights, lambda tmp: save_file(image_tower_state(model), str(tmp)), sync_dir=False)
