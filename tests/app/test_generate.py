@@ -19,6 +19,7 @@ from apptools import make_settings
 from open_clip.transform import image_transform
 from PIL import Image
 
+from app.generation.service import EVENT_POLL_S
 from app.main import create_app
 from models import Encoder
 from models.generation.pipeline import Edit, SDXLBridge, load_pipeline, pipeline_view
@@ -104,6 +105,21 @@ def gate(client):
     return entered, release
 
 
+def pace(client, seconds: float) -> None:
+    """Make every denoising step last `seconds` after it reports, so a poller sees each step."""
+    manager = client.app.state.generator_slot.manager
+    run = manager.runner
+
+    def paced(request, on_step):
+        def step(done, total):
+            on_step(done, total)
+            time.sleep(seconds)
+
+        return run(request, step)
+
+    manager.runner = paced
+
+
 def test_without_sdxl_weights_generation_is_503_and_info_says_why(client):
     refused = client.post("/generate", json=JOB)
     assert refused.status_code == 503
@@ -124,6 +140,7 @@ def test_job_lifecycle_with_pcclip_in_the_text_encoder_slot(gen_client):
     assert info["generation"]["pcclip_in_slot"] is True
     assert "PC-CLIP test-clip" in info["generation"]["encoders"]["text_encoder"]
 
+    pace(client, 4 * EVENT_POLL_S)  # the stream polls: steps faster than it would be merged (a flaky test)
     accepted = client.post("/generate", json={**JOB, "steps": 4, "edits": [{"text": "snowier", "weight": 0.8}]})
     assert accepted.status_code == 202
     job_id = accepted.json()["job_id"]
