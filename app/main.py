@@ -15,7 +15,7 @@ from app.index.slot import IndexSlot
 from app.limits import BodyLimitMiddleware
 from app.metrics import Metrics, MetricsMiddleware
 from app.openapi import document_limits
-from app.routes import classify, embed, generate, index, rank, search, system
+from app.routes import classify, embed, generate, index, rank, search, system, v1
 from app.security import TokenBucket
 from app.settings import Settings, get_settings
 from app.state import Loader, ModelSlot, load_encoder
@@ -81,7 +81,7 @@ def create_app(
 
     install_error_handlers(app)
     document_limits(app, settings)
-    for module in (system, embed, classify, rank, index, search, generate):
+    for module in (system, embed, classify, rank, index, search, generate, v1):
         app.include_router(module.router)
     # Outermost first on the way in: count everything, then refuse oversized bodies.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
