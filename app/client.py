@@ -47,13 +47,17 @@ Response = TypeVar("Response", bound=BaseModel)
 
 
 class PcclipError(Exception):
-    """The server answered with an error status; `detail` is its message."""
+    """The server answered with an error status; `detail` is its message, `errors` the
+    offending fields of a validation failure (`[{"loc", "msg", "type"}]`, else empty)."""
 
-    def __init__(self, status_code: int, detail: Any, retry_after: str | None = None) -> None:
+    def __init__(
+        self, status_code: int, detail: str, retry_after: str | None = None, errors: list[dict] | None = None
+    ) -> None:
         super().__init__(f"HTTP {status_code}: {detail}")
         self.status_code = status_code
         self.detail = detail
         self.retry_after = retry_after
+        self.errors = errors or []
 
 
 def image_input(image: ImageLike) -> ImageInput:
@@ -259,10 +263,12 @@ class PcclipClient:
     @staticmethod
     def _raise(response: httpx.Response) -> None:
         try:
-            detail = response.json().get("detail")
+            body = response.json()
         except ValueError:
-            detail = response.text
-        raise PcclipError(response.status_code, detail, response.headers.get("retry-after"))
+            body = {}
+        body = body if isinstance(body, dict) else {}
+        detail = body.get("detail") if isinstance(body.get("detail"), str) else response.text
+        raise PcclipError(response.status_code, detail, response.headers.get("retry-after"), body.get("errors"))
 
 
 def _edit(edit: EditTerm | dict | tuple[str, float]) -> dict:

@@ -141,8 +141,14 @@ def generate(
         for arm, bridge in arms.items():
             for index in range(count):
                 request = GenerationRequest(
-                    prompt=prompt, edits=edits, negative_prompt=negative_prompt, steps=steps,
-                    guidance=guidance, width=width, height=height, seed=seed + index,
+                    prompt=prompt,
+                    edits=edits,
+                    negative_prompt=negative_prompt,
+                    steps=steps,
+                    guidance=guidance,
+                    width=width,
+                    height=height,
+                    seed=seed + index,
                 )
                 result = bridge.generate(request, on_step=lambda done, total: bar.update(1))
                 path = out / f"{arm}-seed{request.seed}.png"
@@ -154,14 +160,16 @@ def generate(
 
     # 4. Report and a one-line summary
     summary = {
-        "prompt": prompt, "edits": [{"text": e.text, "weight": e.weight} for e in edits], "target": target,
-        "model": settings.model, "judge": scorer.spec if target else None, "sdxl_model": settings.sdxl_model,
+        "prompt": prompt,
+        "edits": [{"text": e.text, "weight": e.weight} for e in edits],
+        "target": target,
+        "model": settings.model,
+        "judge": scorer.spec if target else None,
+        "sdxl_model": settings.sdxl_model,
         "images": records,
     }
     (out / "generate.json").write_text(json.dumps(summary, indent=2))
-    scores = {
-        arm: sum(r["clip_score"] for r in records if r["arm"] == arm) / count for arm in arms if target
-    }
+    scores = {arm: sum(r["clip_score"] for r in records if r["arm"] == arm) / count for arm in arms if target}
     typer.echo(f"{len(records)} images in {out}" + "".join(f"; CLIP score {a} {s:.4f}" for a, s in scores.items()))
 
 

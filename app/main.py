@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from app.errors import install_error_handlers
 from app.generation.slot import GeneratorSlot, PipelineLoader, load_sdxl
@@ -15,7 +16,7 @@ from app.index.slot import IndexSlot
 from app.limits import BodyLimitMiddleware
 from app.metrics import Metrics, MetricsMiddleware
 from app.openapi import document_limits
-from app.routes import classify, embed, generate, index, rank, search, system
+from app.routes import classify, clip_back, embed, generate, index, rank, search, system, v1
 from app.security import TokenBucket
 from app.settings import Settings, get_settings
 from app.state import Loader, ModelSlot, load_encoder
@@ -81,11 +82,18 @@ def create_app(
 
     install_error_handlers(app)
     document_limits(app, settings)
-    for module in (system, embed, classify, rank, index, search, generate):
+    for module in (system, embed, classify, rank, index, search, generate, v1, clip_back):
         app.include_router(module.router)
     # Outermost first on the way in: count everything, then refuse oversized bodies.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if settings.cors_origin_list:  # outermost: a browser's preflight is answered before any other check
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     return app
 
 

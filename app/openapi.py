@@ -9,12 +9,14 @@ from typing import Any
 from fastapi import FastAPI
 
 from app.schemas.common import TEXT_PATTERN  # marks `app.schemas.common.Text`
+from app.schemas.v1 import embeddings_examples
 from app.settings import Settings
 
 
 def document_limits(app: FastAPI, settings: Settings) -> None:
     """Make `app.openapi()` state `settings`' limits: list lengths, text lengths, search and
-    generation bounds. The services enforce the same limits (422 with the reason)."""
+    generation bounds. The services enforce the same limits (422 with the reason). The examples
+    of `/v1/embeddings` get the configured model's name."""
     build: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -24,6 +26,8 @@ def document_limits(app: FastAPI, settings: Settings) -> None:
         components = schema["components"]["schemas"]
         for name in _request_schemas(schema):
             _limit(name, components[name], settings)
+        for operation in schema["paths"].get("/v1/embeddings", {}).values():  # they name the served model
+            operation["requestBody"]["content"]["application/json"]["examples"] = embeddings_examples(settings.model)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

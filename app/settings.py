@@ -6,12 +6,15 @@ Every field carries a description; the README's configuration reference is gener
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ORIGIN = re.compile(r"https?://[^/\s]+")  # scheme://host[:port], no path
 
 
 class Settings(BaseSettings):
@@ -57,6 +60,12 @@ class Settings(BaseSettings):
         "no key is configured); unset = no rate limit.",
     )
     rate_burst: int = Field(20, ge=1, description="Requests a key may make at once before `rate_limit` applies.")
+    cors_origins: str = Field(
+        "",
+        description="Web origins whose pages may call the API from the browser (CORS), comma-separated, e.g. "
+        "`https://ui.example.com,http://localhost:3005` (clip-retrieval's front end); `*` for any; "
+        "empty = none (same-origin pages only).",
+    )
 
     # --- batching --------------------------------------------------------------------------
     max_batch: int = Field(64, ge=1, description="Most items (images or texts) merged into one forward pass.")
@@ -133,6 +142,18 @@ class Settings(BaseSettings):
         2048, ge=64, description="Largest `width` or `height` of a generated image, in pixels."
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="Server log level.")
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, origins: str) -> str:
+        for origin in filter(None, (o.strip() for o in origins.split(","))):
+            if origin != "*" and not ORIGIN.fullmatch(origin):
+                raise ValueError(f"PCCLIP_CORS_ORIGINS: {origin!r} is not an origin like https://host[:port]")
+        return origins
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
     @field_validator("api_key")
     @classmethod

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -66,6 +67,7 @@ class LoadedModel:
     encoder: Encoder
     batcher: MicroBatcher
     texts: TextCache
+    loaded_at: float = field(default_factory=time.time)  # Unix time
 
     @property
     def fingerprint(self) -> str:

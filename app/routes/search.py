@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 
 from app.deps import EmbedderDep, IndexDep, SettingsDep
-from app.schemas.common import ERROR_RESPONSES
+from app.schemas.common import ERROR_RESPONSES, ErrorResponse
 from app.schemas.index import SEARCH_DESCRIPTION, SEARCH_EXAMPLES, SearchRequest, SearchResponse
 from app.security import AccessDep
 from app.services import search as service
@@ -20,7 +20,7 @@ router = APIRouter(tags=["search"], dependencies=[AccessDep], responses=ERROR_RE
     response_model=SearchResponse,
     summary="Search the index with weighted terms",
     description=SEARCH_DESCRIPTION,
-    responses={404: {"description": "An `id` term names no indexed item."}},
+    responses={404: {"model": ErrorResponse, "description": "An `id` term names no indexed item."}},
 )
 async def search(
     body: Annotated[SearchRequest, Body(openapi_examples=SEARCH_EXAMPLES)],

@@ -59,8 +59,19 @@ class ImageInput(RequestModel):
         return self
 
 
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description='Where: e.g. `["body", "images", 0, "b64"]`.')
+    msg: str = Field(description="What is wrong there.")
+    type: str = Field(description="The kind of failure, e.g. `missing`, `string_type`.")
+
+
 class ErrorResponse(BaseModel):
-    detail: str = Field(description="What was wrong.")
+    """The body of every error of the native API (the `/v1` API answers OpenAI's shape)."""
+
+    detail: str = Field(description="What was wrong, in one message.")
+    errors: list[FieldError] | None = Field(
+        None, description="On validation failures (422): one entry per offending field."
+    )
 
 
 # Error answers every model endpoint may give, for the OpenAPI document.
@@ -68,7 +79,7 @@ ERROR_RESPONSES: dict[int | str, dict] = {
     400: {"model": ErrorResponse, "description": "The body could not be parsed (not UTF-8 JSON, or bad multipart)."},
     401: {"model": ErrorResponse, "description": "Missing or wrong API key (when one is configured)."},
     413: {"model": ErrorResponse, "description": "Request body over PCCLIP_MAX_BODY_BYTES."},
-    422: {"description": "Invalid input; `detail` says what and where."},
+    422: {"model": ErrorResponse, "description": "Invalid input; `detail` says what and where (`errors`: per field)."},
     429: {"model": ErrorResponse, "description": "Rate limit or queue full; see the Retry-After header."},
     503: {"model": ErrorResponse, "description": "The model is not loaded (yet); `detail` says why."},
 }

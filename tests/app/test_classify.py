@@ -129,7 +129,7 @@ def test_non_finite_numbers_are_refused(client, number, field):
     body = json.dumps({"images": [b64(shape("red"))], "labels": COLOURS})[:-1] + f', "{field}": {number}}}'
     response = client.post("/classify", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["body", field]
+    assert response.json()["errors"][0]["loc"] == ["body", field]
 
 
 def test_multipart_classify_matches_json(client):

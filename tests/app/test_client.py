@@ -54,6 +54,13 @@ def test_errors_raise_with_status_and_detail(api):
     assert "more than once" in error.value.detail
 
 
+def test_a_validation_failure_raises_with_the_fields(api):
+    with pytest.raises(PcclipError) as error:
+        api.classify([ImageInput(url="https://example.com/a.png")], ["red"], top_k=0)
+    assert error.value.status_code == 422 and error.value.detail.startswith("top_k: ")
+    assert [field["loc"] for field in error.value.errors] == [["body", "top_k"]]
+
+
 def test_api_key_is_sent(make_client):
     http = make_client(api_key="k")
     with pytest.raises(PcclipError) as error:

@@ -1,0 +1,110 @@
+"""The OpenAI-compatible embeddings (/v1): inputs checked entry by entry, embedded by the same
+towers, batcher and cache as /embed (so the vectors are /embed's), encoded as OpenAI does."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from app.errors import InvalidInput, NotFound
+from app.schemas.common import ImageInput
+from app.schemas.v1 import EmbeddingObject, EmbeddingsRequest, EmbeddingsResponse, Usage
+from app.services.embedding import Embedder, rows
+
+URL_SCHEMES = ("http://", "https://")
+
+
+@dataclass(frozen=True)
+class Part:
+    """One entry of `input`: where it is (for messages), what it is, its string."""
+
+    where: str
+    kind: str  # "text" or "image"
+    value: str
+
+
+def parts(body: EmbeddingsRequest) -> list[Part]:
+    """The entries of `input`, each a text or an image; anything else is refused by name."""
+    if isinstance(body.input, str):
+        return [Part("input", body.modality, body.input)]
+    if not body.input:
+        raise InvalidInput("input: give at least one entry", param="input")
+    return [_part(f"input[{i}]", item, body.modality) for i, item in enumerate(body.input)]
+
+
+def _part(where: str, item: Any, modality: str) -> Part:
+    if isinstance(item, str):
+        return Part(where, modality, item)
+    if isinstance(item, dict) and len(item) == 1:
+        ((kind, value),) = item.items()
+        if kind in ("text", "image") and isinstance(value, str):
+            return Part(f"{where}.{kind}", kind, value)
+    if isinstance(item, int | list):
+        raise InvalidInput(f"{where}: token arrays are not supported; send the text as a string", param="input")
+    raise InvalidInput(f'{where}: expected a string, {{"text": "..."}} or {{"image": "..."}}', param="input")
+
+
+def image_source(value: str) -> ImageInput:
+    """An image string: an http(s) URL (fetched where allowed), else a data URI or bare base64."""
+    return ImageInput(url=value) if value.startswith(URL_SCHEMES) else ImageInput(b64=value)
+
+
+def check_model(embedder: Embedder, body: EmbeddingsRequest, aliases: Sequence[str]) -> str:
+    """The served model's id; `model` must name it (or be how the operator configured it)."""
+    served = embedder.model.encoder.spec
+    if body.model != served and body.model not in aliases:
+        raise NotFound(
+            f"model {body.model!r} is not served here; this server serves {served!r} (GET /v1/models)",
+            param="model",
+            code="model_not_found",
+        )
+    size = embedder.model.encoder.embed_dim
+    if body.dimensions is not None and body.dimensions != size:
+        raise InvalidInput(
+            f"dimensions: {body.dimensions}; this model's embeddings have {size} dimensions, and no other size "
+            "is served",
+            param="dimensions",
+        )
+    return served
+
+
+async def embeddings(embedder: Embedder, body: EmbeddingsRequest, aliases: Sequence[str] = ()) -> EmbeddingsResponse:
+    # 1. Check inputs: the model, the size, each entry, the limits of /embed
+    served = check_model(embedder, body, aliases)
+    entries = parts(body)
+    embedder.check_count("input", entries, at_least=1)
+    texts = [(part.where, part.value) for part in entries if part.kind == "text"]
+    images = [(part.where, image_source(part.value)) for part in entries if part.kind == "image"]
+    embedder.check_texts(texts)
+
+    # 2. Encode both kinds at once (separate batcher jobs), then put them back in input order
+    text_vectors, image_vectors = await asyncio.gather(
+        embedder.texts(texts) if texts else _none(),
+        embedder.images(images) if images else _none(),
+    )
+    next_of = {"text": iter(text_vectors), "image": iter(image_vectors)}
+    vectors = torch.stack([next(next_of[part.kind]) for part in entries])  # (N, D)
+    tokens = sum(len(text) for _, text in texts)
+    return EmbeddingsResponse(
+        data=[EmbeddingObject(index=i, embedding=e) for i, e in enumerate(encode(vectors, body.encoding_format))],
+        model=served,
+        usage=Usage(prompt_tokens=tokens, total_tokens=tokens),
+    )
+
+
+def encode(vectors: torch.Tensor, encoding_format: str) -> list[list[float]] | list[str]:
+    """(N, D) → lists of floats, or base64 of little-endian float32 bytes (OpenAI's `base64`)."""
+    as_floats = rows(vectors)  # refuses non-finite values
+    if encoding_format == "float":
+        return as_floats
+    little_endian = vectors.numpy().astype("<f4")
+    return [base64.b64encode(row.tobytes()).decode("ascii") for row in little_endian]
+
+
+async def _none() -> torch.Tensor:
+    return torch.empty(0, 0)
