@@ -42,14 +42,16 @@ def to_rgb(image: Image.Image, background: tuple[int, int, int] = BACKGROUND) ->
 
 def to_8_bit(image: Image.Image) -> Image.Image:
     """An ``I;16*``, ``I`` or ``F`` image as 8-bit greyscale (``L``), by the rule of this module."""
-    values = np.asarray(image, dtype=np.float32)  # (H, W); byte order handled by numpy
+    values = np.array(image, dtype=np.float32)  # (H, W), a writable copy; byte order handled by numpy
     if image.mode == "F":
-        values = np.nan_to_num(values, nan=0.0)
+        np.nan_to_num(values, copy=False, nan=0.0)
         if values.min() >= 0 and values.max() <= 1:
-            values = values * 255
+            values *= 255
     elif image.mode == "I" and (values.min() < 0 or values.max() > SIXTEEN_BIT_MAX):
         low, high = values.min(), values.max()
-        values = (values - low) * (255 / max(high - low, 1))  # a constant image reads as black
+        values -= low
+        values *= 255 / max(high - low, 1)  # a constant image reads as black
     else:
-        values = values / 257
-    return Image.fromarray(np.clip(values, 0, 255).round().astype(np.uint8))
+        values /= 257
+    np.clip(values, 0, 255, out=values)
+    return Image.fromarray(np.rint(values, out=values).astype(np.uint8))
