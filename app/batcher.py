@@ -4,8 +4,9 @@ Requests enqueue a job (a batch of preprocessed image pixels, or a list of texts
 once; the worker takes the oldest job, adds every queued job of the same kind up to
 `max_batch` items — waiting at most `max_wait_ms` after the oldest job arrived for more to
 join — runs one forward pass and hands each job its rows. The queue is bounded in items: a job
-that does not fit is refused at the door with `Overloaded` (→ 429). The event loop only ever
-awaits futures; it never runs the model.
+that does not fit is refused at the door with `Overloaded` (→ 429). The decoded pixels of the
+requests still turning images into tensors are bounded too (`PixelBudget`). The event loop only
+ever awaits futures; it never runs the model.
 """
 
 from __future__ import annotations
@@ -46,6 +47,56 @@ class _Job:
     enqueued: float = field(default_factory=time.monotonic)
 
 
+class PixelBudget:
+    """Decoded image pixels in flight across requests, bounded like the item queue.
+
+    A request `hold`s its images' pixel count (read from their headers) before it decodes any,
+    and gives back each image's share as soon as that image has become the model's input; what
+    is left is given back on exit, also when the request fails. Beyond the limit it is refused
+    with `Overloaded` (→ 429) before decoding. Thread-safe: requests decode in worker threads.
+    """
+
+    def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self._clock = clock
+        self._held = 0
+        self._lock = threading.Lock()
+        self._seconds_per_pixel = 2e-8  # running estimate of decoding one pixel, for Retry-After
+
+    @property
+    def held(self) -> int:
+        """Pixels reserved by requests now decoding."""
+        return self._held
+
+    @contextmanager
+    def hold(self, count: int) -> Iterator[Callable[[int], None]]:
+        """Reserve `count` pixels or refuse now; yields `release(pixels)` for each image done."""
+        with self._lock:
+            # An empty budget admits any request, so one larger than the limit is slow, not refused forever.
+            if self._held and self._held + count > self.limit:
+                raise Overloaded(
+                    f"server busy: {self._held} decoded image pixels in flight (limit {self.limit}); retry later",
+                    retry_after=(self._held + count - self.limit) * self._seconds_per_pixel,
+                )
+            self._held += count
+        left, since = count, self._clock()
+
+        def release(pixels: int) -> None:
+            nonlocal left, since
+            pixels, now = min(pixels, left), self._clock()
+            with self._lock:
+                self._held -= pixels
+                if pixels:
+                    self._seconds_per_pixel = 0.9 * self._seconds_per_pixel + 0.1 * (now - since) / pixels
+            left, since = left - pixels, now
+
+        try:
+            yield release
+        finally:
+            with self._lock:
+                self._held -= left
+
+
 @dataclass
 class BatchStats:
     """Counters the worker updates; read them for metrics and tests."""
@@ -63,6 +114,7 @@ class MicroBatcher:
         max_batch: int = 64,
         max_wait_ms: float = 2.0,
         queue_limit: int = 1024,
+        pixels_in_flight: int = 67_108_864,
         on_batch: Callable[[Kind, int, float], None] | None = None,
     ) -> None:
         self.encoder = encoder
@@ -70,6 +122,7 @@ class MicroBatcher:
         self.max_wait = max_wait_ms / 1000.0
         self.queue_limit = queue_limit
         self.stats = BatchStats()
+        self.pixels = PixelBudget(pixels_in_flight)
         self._on_batch = on_batch
         self._queues: dict[Kind, deque[_Job]] = {"pixels": deque(), "text": deque()}
         self._pending = 0  # items queued, not yet taken by the worker

@@ -1,8 +1,10 @@
-"""Image inputs: base64, uploaded bytes and (where enabled) public URLs → RGB PIL images.
+"""Image inputs: base64, uploaded bytes and (where enabled) public URLs → the model's input tensor.
 
 Every failure is an `InvalidInput` naming the offending field (``images[2]: …``); nothing a
 client sends can raise anything else. Sizes are checked from the header, before the pixels are
 decoded, so a small file that claims to be a huge image (a decompression bomb) costs nothing.
+The pixels then held are bounded across requests (`PixelBudget`): a request reserves them
+before decoding, and its images are decoded one at a time, each freed once it is a tensor.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
+import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from starlette.concurrency import run_in_threadpool
 
+from app.batcher import PixelBudget
 from app.errors import InvalidInput
 from app.schemas.common import ImageInput
 from app.settings import Settings
@@ -32,6 +36,8 @@ MAX_REDIRECTS = 3
 # One input as it arrives: an `ImageInput` from JSON, or the raw bytes of an uploaded file.
 Source = ImageInput | bytes
 Resolver = Callable[[str, int], Awaitable[list[str]]]
+# The model's own preprocessing: RGB images → (N, 3, H, W) (`models.Encoder.pixels`).
+Preprocess = Callable[[Sequence[Image.Image]], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -98,11 +104,9 @@ def load_pixels(image: Image.Image, where: str) -> Image.Image:
         raise InvalidInput(f"{where}: corrupt image data ({exc})") from None
 
 
-def decode_images(blobs: Sequence[tuple[str, bytes | str]], limits: ImageLimits) -> list[Image.Image]:
-    """Decode named blobs (raw bytes, or base64 text) to RGB images; blocking, CPU-bound.
-
-    All headers are checked (per image and in total) before any pixels are decoded.
-    """
+def open_images(blobs: Sequence[tuple[str, bytes | str]], limits: ImageLimits) -> list[tuple[str, Image.Image]]:
+    """Named blobs (raw bytes, or base64 text) → named images, headers checked (per image and
+    in total), pixels not yet decoded."""
     opened = []
     total = 0
     for where, blob in blobs:
@@ -114,7 +118,36 @@ def decode_images(blobs: Sequence[tuple[str, bytes | str]], limits: ImageLimits)
                 f"{where}: the request's images hold more than {limits.max_total_pixels} pixels in total"
             )
         opened.append((where, image))
-    return [load_pixels(image, where) for where, image in opened]
+    return opened
+
+
+def to_model_input(
+    blobs: Sequence[tuple[str, bytes | str]], limits: ImageLimits, preprocess: Preprocess, budget: PixelBudget
+) -> torch.Tensor:
+    """Named blobs → the model's input (N, 3, H, W); blocking, CPU-bound.
+
+    All headers are checked before any pixels are decoded; then the request's pixels are held
+    in `budget` (or refused) and its images decoded one at a time, each image's share given back
+    once it is a tensor."""
+    opened = open_images(blobs, limits)
+    with budget.hold(sum(image.size[0] * image.size[1] for _, image in opened)) as release:
+        rows = []
+        for where, image in opened:
+            rows.append(preprocess_one(image, where, preprocess))
+            release(image.size[0] * image.size[1])
+    return torch.cat(rows)
+
+
+def preprocess_one(image: Image.Image, where: str, preprocess: Preprocess) -> torch.Tensor:
+    """Decode one image and preprocess it.  -> (1, 3, H, W); its full-size pixels are freed on return."""
+    try:
+        rgb = load_pixels(image, where)
+        try:
+            return preprocess([rgb])
+        except Exception as exc:  # noqa: BLE001 — a decoded image the transform still rejects
+            raise InvalidInput(f"{where}: preprocessing failed ({exc})") from None
+    finally:
+        image.close()
 
 
 # --- URLs ----------------------------------------------------------------------------------
@@ -278,7 +311,7 @@ class UrlFetcher:
 
 
 class ImageLoader:
-    """Turns request inputs into RGB images without blocking the event loop."""
+    """Turns request inputs into the model's input without blocking the event loop."""
 
     def __init__(self, limits: ImageLimits, fetcher: UrlFetcher) -> None:
         self.limits = limits
@@ -294,14 +327,16 @@ class ImageLoader:
         )
         return cls(ImageLimits.from_settings(settings), fetcher)
 
-    async def load(self, sources: Sequence[tuple[str, Source]]) -> list[Image.Image]:
-        """`sources` are (field name for messages, input) pairs, e.g. ("images[0]", ...)."""
+    async def load(
+        self, sources: Sequence[tuple[str, Source]], preprocess: Preprocess, budget: PixelBudget
+    ) -> torch.Tensor:
+        """`sources` are (field name for messages, input) pairs, e.g. ("images[0]", ...).  -> (N, 3, H, W)"""
         urls = [(i, where, s.url) for i, (where, s) in enumerate(sources) if _is_url(s)]
         fetched = await asyncio.gather(*(self.fetcher.fetch(url, where) for _, where, url in urls))
         blobs: list[tuple[str, bytes | str]] = [(where, _blob(s)) for where, s in sources]
         for (i, where, _), data in zip(urls, fetched, strict=True):
             blobs[i] = (where, data)
-        return await run_in_threadpool(decode_images, blobs, self.limits)
+        return await run_in_threadpool(to_model_input, blobs, self.limits, preprocess, budget)
 
 
 def _is_url(source: Source) -> bool:

@@ -14,6 +14,7 @@ from app.generation.slot import GeneratorSlot, PipelineLoader, load_sdxl
 from app.images import ImageLoader
 from app.index.slot import IndexSlot
 from app.limits import BodyLimitMiddleware
+from app.memory import return_large_blocks_to_the_os
 from app.metrics import Metrics, MetricsMiddleware
 from app.openapi import document_limits
 from app.routes import classify, clip_back, embed, generate, index, rank, search, system, v1
@@ -52,6 +53,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        return_large_blocks_to_the_os()  # decoded images must not stay in the process after a burst
         index_slot = IndexSlot(settings)
         app.state.index_slot = index_slot
         slot = ModelSlot(settings, loader, on_batch=metrics.observe_batch, on_ready=index_slot.open)

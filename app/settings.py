@@ -90,6 +90,13 @@ class Settings(BaseSettings):
     )
     max_image_side: int = Field(8192, ge=1, description="Longest image side in pixels, checked before decoding.")
     max_request_pixels: int = Field(67_108_864, ge=1, description="Most pixels over all images of one request.")
+    max_pixels_in_flight: int = Field(
+        67_108_864,
+        ge=1,
+        description="Most decoded image pixels held at once over all requests, counted from each image's header "
+        "until it has become the model's input; beyond it requests get 429 + Retry-After. A request over it "
+        "still runs when no other is decoding.",
+    )
     max_items: int = Field(
         256,
         ge=1,

@@ -149,6 +149,7 @@ class ModelSlot:
                 max_batch=settings.max_batch,
                 max_wait_ms=settings.max_wait_ms,
                 queue_limit=settings.queue_limit,
+                pixels_in_flight=settings.max_pixels_in_flight,
                 on_batch=self._on_batch,
             )
             self.model = LoadedModel(encoder, batcher, TextCache(settings.text_cache_size))

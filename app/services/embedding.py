@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Sequence
 
 import torch
-from starlette.concurrency import run_in_threadpool
 
 from app.errors import InvalidInput
 from app.images import ImageLoader, Source
@@ -59,14 +58,11 @@ class Embedder:
     async def images(self, sources: Sequence[tuple[str, Source]]) -> torch.Tensor:
         """Load, preprocess (threadpool) and embed images.  -> (N, D)
 
-        Admitted by the batcher first: when the queue is full the request is refused before
-        any image is decoded."""
-        with self.model.batcher.admit(len(sources)):
-            images = await self.image_loader.load(sources)
-            try:
-                pixels = await run_in_threadpool(self.model.encoder.pixels, images)  # (N, 3, H, W)
-            except Exception as exc:  # noqa: BLE001 — a decoded image the transform still rejects
-                raise InvalidInput(f"images: preprocessing failed ({exc})") from None
+        Admitted by the batcher first: when the queue is full, or the decoded pixels in flight
+        would exceed their budget, the request is refused before any image is decoded."""
+        batcher = self.model.batcher
+        with batcher.admit(len(sources)):
+            pixels = await self.image_loader.load(sources, self.model.encoder.pixels, batcher.pixels)  # (N, 3, H, W)
         return await self.model.encode_pixels(pixels)
 
 

@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from app.batcher import MicroBatcher
+from app.batcher import MicroBatcher, PixelBudget
 from app.errors import NotReady, Overloaded
 
 
@@ -187,3 +187,41 @@ def test_close_fails_queued_jobs_and_refuses_new_ones(encoder):
         queued.result(5)
     with pytest.raises(NotReady):
         batcher.submit("pixels", pixels(2))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_pixels_beyond_the_budget_are_refused_until_decoded_images_give_theirs_back():
+    clock = Clock()
+    budget = PixelBudget(1000, clock=clock)
+    with budget.hold(800) as release:  # a request of two 400-pixel images, decoding
+        with pytest.raises(Overloaded) as refused, budget.hold(300):
+            pytest.fail("admitted past the budget")
+        assert "800 decoded image pixels in flight (limit 1000)" in refused.value.message
+        clock.now += 4.0
+        release(400)  # its first image is a tensor now: 4 s for 400 pixels
+        assert budget.held == 400
+        with budget.hold(300):
+            assert budget.held == 700
+        with pytest.raises(Overloaded) as refused, budget.hold(900):
+            pass
+        # Retry-After: the 300 pixels over the budget at the measured pace (a running mean).
+        assert refused.value.retry_after == pytest.approx(300 * (0.9 * 2e-8 + 0.1 * 4.0 / 400))
+    assert budget.held == 0
+
+
+def test_a_failed_request_gives_its_pixels_back_and_an_empty_budget_admits_any_request():
+    budget = PixelBudget(1000)
+    with pytest.raises(ValueError), budget.hold(600) as release:
+        release(100)
+        raise ValueError("images[1]: corrupt image data")
+    assert budget.held == 0
+    with budget.hold(5000):  # larger than the budget, but nothing else is decoding
+        assert budget.held == 5000
+    assert budget.held == 0
