@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from models import geometry
 from training.evaluation.difference import mean_and_error
@@ -144,16 +145,21 @@ TASKS: dict[str, Callable[[Path, DifferenceTexts, int], tuple[LabeledImages, Bui
 }
 
 
+def pair_scores(pairs: Sequence[Scored], images: torch.Tensor, rows: Mapping[int, int], texts: torch.Tensor,
+                columns: Mapping[str, int]) -> torch.Tensor:
+    """s per pair: cos(f(text), normalize(ĝ(I₁) − ĝ(I₂))). images (N, D) with `rows` mapping a
+    data-set position to its row; texts (T, D) with `columns` mapping a text to its row.  -> (P,)"""
+    firsts = images[[rows[p.first] for p in pairs]]  # (P, D)
+    seconds = images[[rows[p.second] for p in pairs]]  # (P, D)
+    return (geometry.differences(firsts, seconds) * geometry.normalize(texts[[columns[p.text] for p in pairs]])).sum(1)
+
+
 def pair_accuracy(embedder: Embedder, data: LabeledImages, pairs: Sequence[Scored]) -> float:
     """Share of pairs whose text points along their image difference (s > 0)."""
     positions = sorted({p.first for p in pairs} | {p.second for p in pairs})
-    row = {position: k for k, position in enumerate(positions)}
-    images = embedder.images(data, positions)  # (N, D)
     unique = list(dict.fromkeys(p.text for p in pairs))
-    column = {text: k for k, text in enumerate(unique)}
-    texts = embedder.texts(unique)[[column[p.text] for p in pairs]]  # (P, D)
-    firsts, seconds = images[[row[p.first] for p in pairs]], images[[row[p.second] for p in pairs]]
-    scores = (geometry.differences(firsts, seconds) * texts).sum(dim=1)  # (P,)
+    scores = pair_scores(pairs, embedder.images(data, positions), {pos: k for k, pos in enumerate(positions)},
+                         embedder.texts(unique), {text: k for k, text in enumerate(unique)})
     return (scores > 0).float().mean().item()
 
 
