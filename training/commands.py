@@ -144,7 +144,7 @@ def _evaluate_paper(report: Path, model: str, baseline: str, config, describer) 
     try:
         results = evaluate_paper(model, baseline, config, describer,
                                  progress=lambda message: typer.echo(f"  {message}", err=True))
-    except ValueError as error:  # a data set on disk whose files contradict each other, a bad option
+    except (ValueError, RuntimeError) as error:  # contradictory files on disk, a bad option, a refused LLM request
         typer.echo(f"pcclip eval: {error}", err=True)
         raise typer.Exit(1) from error
     write(results, report)
