@@ -54,6 +54,13 @@ class Encoder:
     dtype: torch.dtype
     base: str = ""
     notes: list[str] = field(default_factory=list)
+    image_fingerprint: str = ""  # identifies the image tower alone; "" = not known apart from `fingerprint`
+
+    @property
+    def image_identity(self) -> str:
+        """What image embeddings depend on: equal for models that share their image tower (a
+        PC-CLIP checkpoint and its base), so cached image embeddings carry over between them."""
+        return self.image_fingerprint or self.fingerprint
 
     @property
     def embed_dim(self) -> int:

@@ -14,6 +14,7 @@ from models.checkpoint import apply_checkpoint, load_checkpoint
 from models.encoder import Encoder, resolve_device, resolve_precision
 from models.fingerprint import combine, file_sha256
 from models.spec import ModelSpec, SpecError, parse_spec
+from models.towers import text_block_names
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,9 @@ def _build_tiny_base() -> Encoder:
     model.load_state_dict(state, strict=False)
     text_weights = tiny.minilm_dir() / "model.safetensors"
     fingerprint = combine("tiny-base", weights_sha256, file_sha256(text_weights))
-    return tiny_encoder(model, config, spec="tiny-base", fingerprint=fingerprint)
+    encoder = tiny_encoder(model, config, spec="tiny-base", fingerprint=fingerprint)
+    encoder.image_fingerprint = combine("tiny-base image tower", weights_sha256)
+    return encoder
 
 
 def _verified_base(folder: Path, weights: Path) -> tuple[dict, str]:
@@ -123,7 +126,11 @@ def _build_checkpoint(folder: Path) -> Encoder:
     checkpoint = load_checkpoint(folder)
     encoder = _build_on_cpu(parse_spec(checkpoint.base))
     apply_checkpoint(encoder.model, checkpoint, base_fingerprint=encoder.fingerprint)
+    text_only = set(checkpoint.tensors) <= set(text_block_names(encoder.model))
+    base_image_identity = encoder.image_identity
     encoder.fingerprint = combine(encoder.fingerprint, checkpoint.sha256)
+    # PC-CLIP trains the text tower only: the image tower, and so its embeddings, stay the base's
+    encoder.image_fingerprint = base_image_identity if text_only else encoder.fingerprint
     encoder.spec = str(Path(folder))
     encoder.base = checkpoint.base
     return encoder

@@ -16,6 +16,7 @@ from training.zero_shot import evaluate_probes
 DEFAULTS = base_model.BaseTrainConfig()
 FINETUNE = finetuning.FinetuneConfig(pairs="")
 DEFAULT_CACHE = Path.home() / ".cache" / "pcclip" / "embeddings"
+DEFAULT_TEXTS = Path.home() / ".cache" / "pcclip" / "paper" / "llm_texts.jsonl"
 
 
 def train_base(
@@ -78,11 +79,37 @@ def evaluate(
     report: Annotated[Path, typer.Option(help="Folder for report.json, report.md and difference.png.")],
     model: Annotated[str, typer.Option(help="Model spec to evaluate.")] = "tiny",
     baseline: Annotated[str, typer.Option(help="Model spec to compare with.")] = "tiny-base",
+    suite: Annotated[str, typer.Option(help="bundled (data shipped here) or paper (its data sets).")] = "bundled",
+    data_root: Annotated[Path | None, typer.Option(help="paper: folder holding the data sets (README).")] = None,
     seeds: Annotated[int, typer.Option(help="Seeds per difference task (paper: 5).")] = 5,
-    pairs_per_seed: Annotated[int, typer.Option(help="Held-out pairs per seed (paper: 100 images).")] = 100,
+    pairs_per_seed: Annotated[int, typer.Option(help="Held-out pairs per seed; paper suite: images sampled per seed "
+                                                     "(paper: 100 images).")] = 100,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    precision: Annotated[str, typer.Option(help="paper: auto (fp16 on CUDA), fp16, bf16 (autocast) or fp32.")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="paper: images or texts per forward pass.")] = 256,
+    max_images: Annotated[int, typer.Option(help="paper: classification/retrieval images per data set "
+                                                 "(0: the whole test split).")] = 0,
+    cache_dir: Annotated[Path, typer.Option(help="paper: image-embedding cache.")] = DEFAULT_CACHE,
+    texts: Annotated[Path, typer.Option(help="paper: cache of LLM-written difference texts.")] = DEFAULT_TEXTS,
+    describer: Annotated[str, typer.Option(help="paper: openai or local writes missing texts; '' = cached only.")] = "",
+    base_url: Annotated[str, typer.Option(help="openai: server URL, e.g. http://llm:8000/v1.")] = "",
+    llm_model: Annotated[str, typer.Option(help="openai: model name the server serves.")] = "",
+    api_key: Annotated[str | None, typer.Option(envvar="PCCLIP_LLM_API_KEY", help="openai: bearer key.")] = None,
 ) -> None:
-    """Difference classification, zero-shot and geometry for a model and its baseline."""
+    """Difference classification, zero-shot, comparative prompting, retrieval and geometry for a model
+    and its baseline: on the bundled data, or with --suite paper on the paper's data sets."""
+    if suite == "paper":
+        from training.evaluation.paper.suite import SuiteConfig
+
+        if data_root is None or not data_root.is_dir():
+            raise typer.BadParameter(f"--suite paper needs --data-root, an existing folder (got {data_root})")
+        config = SuiteConfig(data_root=data_root, cache_dir=cache_dir, texts=texts, seeds=seeds,
+                             images_per_seed=pairs_per_seed, max_images=max_images, device=device,
+                             precision=precision, batch_size=batch_size)
+        _evaluate_paper(report, model, baseline, config, _llm_describer(describer, base_url, llm_model, api_key))
+        return
+    if suite != "bundled":
+        raise typer.BadParameter(f"unknown --suite {suite!r}; expected bundled or paper")
     from training.evaluation.report import evaluate as run_evaluation
     from training.evaluation.report import headline, write_report
 
@@ -95,6 +122,33 @@ def evaluate(
         f"zero-shot {top['model']['zero_shot']:.1%} vs {top['baseline']['zero_shot']:.1%}, "
         f"geometry {top['model']['geometry']:.3f} vs {top['baseline']['geometry']:.3f}"
     )
+
+
+def _llm_describer(name: str, base_url: str, llm_model: str, api_key: str | None):
+    """The describer that writes the paper suite's missing LLM texts (None: cached texts only)."""
+    from training.describers import create_describer
+
+    if not name:
+        return None
+    if name == "openai" and (not base_url or not llm_model):
+        raise typer.BadParameter("--describer openai needs --base-url and --llm-model")
+    options = {"base_url": base_url, "model": llm_model, "api_key": api_key} if name == "openai" else {}
+    if name not in ("openai", "local"):
+        raise typer.BadParameter(f"--describer for the paper suite is openai or local, got {name!r}")
+    return create_describer(name, **options)
+
+
+def _evaluate_paper(report: Path, model: str, baseline: str, config, describer) -> None:
+    from training.evaluation.paper.suite import evaluate_paper, headline, write
+
+    try:
+        results = evaluate_paper(model, baseline, config, describer,
+                                 progress=lambda message: typer.echo(f"  {message}", err=True))
+    except (ValueError, RuntimeError) as error:  # contradictory files on disk, a bad option, a refused LLM request
+        typer.echo(f"pcclip eval: {error}", err=True)
+        raise typer.Exit(1) from error
+    write(results, report)
+    typer.echo(f"wrote {report}: {headline(results)}")
 
 
 def pairs(

@@ -1,18 +1,21 @@
 """Image embeddings on disk, keyed by model fingerprint and image content hash.
 
 PC-CLIP freezes the image tower, so every image is embedded exactly once per model and
-training afterwards runs the text tower only. One folder per fingerprint holds
-`embeddings.safetensors` (N, D) and `hashes.json` (the sha256 of each row's image file).
+training afterwards runs the text tower only. One folder per fingerprint (or per `key` the
+caller names, e.g. the image tower's identity) holds `embeddings.safetensors` (N, D) and
+`hashes.json` (the content hash of each row's image: the sha256 of its file, or any key the
+caller computes for images that are not files, such as CIFAR's arrays).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+from PIL import Image
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
@@ -25,10 +28,10 @@ HASHES_FILE = "hashes.json"
 
 
 class EmbeddingCache:
-    def __init__(self, root: Path, encoder: Encoder, batch_size: int = 64):
+    def __init__(self, root: Path, encoder: Encoder, batch_size: int = 64, key: str | None = None):
         self.encoder = encoder
         self.batch_size = batch_size
-        self.folder = Path(root) / encoder.fingerprint
+        self.folder = Path(root) / (key or encoder.fingerprint)
         self._rows: dict[str, int] = {}
         self._embeddings = torch.empty(0, encoder.embed_dim)
         if (self.folder / HASHES_FILE).is_file():
@@ -45,17 +48,25 @@ class EmbeddingCache:
     def embed(self, paths: Sequence[Path]) -> torch.Tensor:
         """Embeddings of the image files, computing only those not cached yet.  -> (N, D)"""
         digests = [file_sha256(Path(path)) for path in paths]
-        missing = {digest: path for digest, path in zip(digests, paths, strict=True) if digest not in self._rows}
-        if missing:
-            self._add(list(missing), list(missing.values()))
-        return self._embeddings[[self._rows[digest] for digest in digests]]
+        return self.embed_keyed(digests, lambda positions: [open_rgb(Path(paths[i])) for i in positions])
 
-    def _add(self, digests: list[str], paths: list[Path]) -> None:
+    def embed_keyed(self, keys: Sequence[str], open_images: Callable[[list[int]], list[Image.Image]]) -> torch.Tensor:
+        """Embeddings of the images whose content keys are `keys`; `open_images(positions)`
+        returns the images at those positions of `keys`, asked only for the uncached ones.  -> (N, D)"""
+        missing: dict[str, int] = {}
+        for position, key in enumerate(keys):
+            if key not in self._rows:
+                missing.setdefault(key, position)
+        if missing:
+            self._add(list(missing), list(missing.values()), open_images)
+        return self._embeddings[[self._rows[key] for key in keys]]
+
+    def _add(self, digests: list[str], positions: list[int], open_images) -> None:
         parts = []
-        progress = tqdm(total=len(paths), desc="embedding images", unit="img")
-        for start in range(0, len(paths), self.batch_size):
-            chunk = paths[start:start + self.batch_size]
-            parts.append(self.encoder.encode_images([open_rgb(Path(path)) for path in chunk]))
+        progress = tqdm(total=len(positions), desc="embedding images", unit="img")
+        for start in range(0, len(positions), self.batch_size):
+            chunk = positions[start:start + self.batch_size]
+            parts.append(self.encoder.encode_images(open_images(chunk), batch_size=self.batch_size))
             progress.update(len(chunk))
         progress.close()
         for digest in digests:

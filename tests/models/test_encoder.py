@@ -95,3 +95,15 @@ def test_asking_for_cuda_without_a_gpu_is_a_clear_error():
 def test_unknown_precision_is_refused():
     with pytest.raises(ValueError, match="unknown precision"):
         resolve_precision(torch.device("cpu"), "fp8")
+
+
+def test_a_checkpoint_shares_its_base_image_identity_only_while_it_leaves_the_image_tower_alone(tmp_path):
+    from models import save_checkpoint
+
+    base, tiny = create_model("tiny-base", device="cpu"), create_model("tiny", device="cpu")
+    assert tiny.fingerprint != base.fingerprint and tiny.image_identity == base.image_identity
+    name, parameter = next((n, p) for n, p in base.model.named_parameters() if n.startswith("visual."))
+    save_checkpoint(tmp_path / "ckpt", {name: parameter.detach() + 1}, base="tiny-base",
+                    base_fingerprint=base.fingerprint, training={})
+    changed = create_model(str(tmp_path / "ckpt"), device="cpu")
+    assert changed.image_identity == changed.fingerprint != base.image_identity

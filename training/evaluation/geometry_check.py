@@ -31,10 +31,14 @@ def class_pairs() -> list[tuple[str, str, str]]:
     return rows
 
 
+def distances(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """1 − cos(normalize(a − b), c) per row.  (K, D) × 3 -> (K,)"""
+    return 1 - (geometry.differences(a, b) * geometry.normalize(c)).sum(dim=1)
+
+
 def distance(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> float:
     """Mean of 1 − cos(normalize(a − b), c) over rows.  (K, D) × 3 -> float"""
-    cosines = (geometry.differences(a, b) * geometry.normalize(c)).sum(dim=1)
-    return float((1 - cosines).mean())
+    return float(distances(a, b, c).mean())
 
 
 def geometry_distance(encoder: Encoder, rows: Sequence[tuple[str, str, str]] | None = None) -> float:

@@ -117,7 +117,9 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot(results: dict[str, Any], path: Path) -> None:
+def plot(results: dict[str, Any], path: Path, reported: dict[str, dict[str, float]] | None = None) -> None:
+    """Difference accuracy per task, model beside baseline, ± s.e.; `reported` ({task: {name:
+    value}}) adds the paper's figure as a black tick on each bar."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -131,6 +133,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
         errors = [results["difference"][task][name]["stderr"] for task in tasks]
         label = f"{name}: {results['models'][name]['spec']}"
         axis.bar([i + offset for i in range(len(tasks))], values, width, yerr=errors, label=label)
+        paper = [(i + offset, reported[task][name]) for i, task in enumerate(tasks)
+                 if name in (reported or {}).get(task, {})]
+        if paper:
+            axis.scatter(*zip(*paper, strict=True), marker="_", s=400, color="black", zorder=3,
+                         label="paper (reported)" if name == "model" else None)
     axis.axhline(0.5, color="grey", linestyle=":", linewidth=1)
     axis.set_xticks(range(len(tasks)), tasks, rotation=20, ha="right")
     axis.set_ylabel("difference accuracy")
@@ -141,9 +148,10 @@ def plot(results: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
-def write_report(results: dict[str, Any], folder: Path) -> Path:
+def write_report(results: dict[str, Any], folder: Path, render=markdown, reported=None) -> Path:
+    """report.json, report.md (`render(results)`) and difference.png (`reported`: see `plot`)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "report.json").write_text(json.dumps(results, indent=2) + "\n")
-    (folder / "report.md").write_text(markdown(results))
-    plot(results, folder / "difference.png")
+    (folder / "report.md").write_text(render(results))
+    plot(results, folder / "difference.png", reported)
     return folder

