@@ -15,6 +15,7 @@ from app.index.slot import IndexSlot
 from app.limits import BodyLimitMiddleware
 from app.metrics import Metrics, MetricsMiddleware
 from app.openapi import document_limits
+from app.pages import install_pages
 from app.routes import classify, embed, generate, index, rank, search, system
 from app.security import TokenBucket
 from app.settings import Settings, get_settings
@@ -73,6 +74,8 @@ def create_app(
         description=DESCRIPTION,
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # app.pages serves /docs and /redoc from shipped files, not a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -83,6 +86,7 @@ def create_app(
     document_limits(app, settings)
     for module in (system, embed, classify, rank, index, search, generate):
         app.include_router(module.router)
+    install_pages(app)
     # Outermost first on the way in: count everything, then refuse oversized bodies.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
