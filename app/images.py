@@ -53,6 +53,26 @@ class ImageLimits:
 
 # --- bytes → image -------------------------------------------------------------------------
 
+# File signatures of FORMATS: (offset, magic bytes, media type).
+SIGNATURES = (
+    (0, b"\x89PNG\r\n\x1a\n", "image/png"),
+    (0, b"\xff\xd8\xff", "image/jpeg"),
+    (0, b"GIF8", "image/gif"),
+    (8, b"WEBP", "image/webp"),
+    (0, b"BM", "image/bmp"),
+    (0, b"II*\x00", "image/tiff"),
+    (0, b"MM\x00*", "image/tiff"),
+)
+MEDIA_TYPES = tuple(dict.fromkeys(name for _, _, name in SIGNATURES))
+
+
+def media_type(data: bytes) -> str:
+    """The media type of an image file of one of FORMATS, from its signature (nothing decoded)."""
+    for offset, magic, name in SIGNATURES:
+        if data[offset : offset + len(magic)] == magic:
+            return name
+    return "application/octet-stream"
+
 
 def decode_b64(text: str, where: str) -> bytes:
     """Strict base64 (whitespace and a ``data:…;base64,`` prefix tolerated)."""

@@ -17,6 +17,7 @@ from app.limits import BodyLimitMiddleware
 from app.memory import return_large_blocks_to_the_os
 from app.metrics import Metrics, MetricsMiddleware
 from app.openapi import document_limits
+from app.pages import install_pages
 from app.routes import classify, clip_back, embed, generate, index, rank, search, system, v1
 from app.security import TokenBucket
 from app.settings import Settings, get_settings
@@ -76,6 +77,8 @@ def create_app(
         description=DESCRIPTION,
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # app.pages serves /docs and /redoc from shipped files, not a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -86,6 +89,7 @@ def create_app(
     document_limits(app, settings)
     for module in (system, embed, classify, rank, index, search, generate, v1, clip_back):
         app.include_router(module.router)
+    install_pages(app)
     # Outermost first on the way in: count everything, then refuse oversized bodies.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

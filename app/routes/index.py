@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path
+from fastapi import APIRouter, Body, Path, Response
 
 from app.deps import EmbedderDep, IndexDep
+from app.images import MEDIA_TYPES
 from app.schemas.common import ERROR_RESPONSES, ErrorResponse
 from app.schemas.index import (
     ADD_EXAMPLES,
@@ -58,6 +59,23 @@ async def add_items(
 @router.get("/index/items/{item_id}", response_model=IndexItem, summary="One indexed item", responses=NOT_FOUND)
 async def get_item(item_id: ItemIdPath, store: IndexDep) -> IndexItem:
     return service.get_item(store, item_id)
+
+
+@router.get(
+    "/index/items/{item_id}/image",
+    response_class=Response,
+    summary="The image an item was embedded from",
+    responses={
+        200: {
+            "content": {name: {"schema": {"type": "string", "format": "binary"}} for name in MEDIA_TYPES},
+            "description": "The image file as it was added (its media type from its signature).",
+        },
+        **NOT_FOUND,
+    },
+)
+async def get_item_image(item_id: ItemIdPath, store: IndexDep) -> Response:
+    data, media_type = await service.item_image(store, item_id)
+    return Response(data, media_type=media_type, headers={"X-Content-Type-Options": "nosniff"})
 
 
 @router.delete(

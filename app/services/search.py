@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from starlette.concurrency import run_in_threadpool
 
-from app.errors import InvalidInput
-from app.images import decode_b64
+from app.errors import InvalidInput, NotFound
+from app.images import decode_b64, media_type
 from app.index import IndexStore, NewItem, check_id
 from app.index.store import check_metadata
 from app.schemas.common import ImageInput
@@ -77,6 +77,19 @@ def get_item(store: IndexStore, item_id: str) -> IndexItem:
     check_id(item_id)
     item = store.get(item_id)
     return IndexItem(id=item.id, metadata=item.metadata, has_source=item.source is not None)
+
+
+async def item_image(store: IndexStore, item_id: str) -> tuple[bytes, str]:
+    """The image file an item was embedded from, as it was sent, and its media type."""
+    check_id(item_id)
+    item = store.get(item_id)
+    if item.source is None:
+        raise NotFound(f"indexed item {item_id!r} has no stored source image")
+    try:
+        data = await run_in_threadpool(store.source_bytes, item.source)
+    except OSError:  # a CLI build's source file, moved or deleted since
+        raise NotFound(f"the source image of indexed item {item_id!r} can no longer be read") from None
+    return data, media_type(data)
 
 
 def describe(store: IndexStore) -> IndexInfo:

@@ -39,3 +39,21 @@ def make_client(encoder):
 @pytest.fixture
 def client(make_client) -> TestClient:
     return make_client()
+
+
+@pytest.fixture(scope="session")
+def sdxl_dir(tmp_path_factory):
+    """A tiny random SDXL saved like real weights (models.generation.tiny)."""
+    from models.generation.tiny import build_tiny_sdxl
+
+    folder = tmp_path_factory.mktemp("tiny-sdxl")
+    build_tiny_sdxl(seed=0).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def sdxl_pipe(sdxl_dir):
+    """The saved pipeline loaded back once; apps get views of it (own slots, shared weights)."""
+    from models.generation.pipeline import load_pipeline
+
+    return load_pipeline(str(sdxl_dir), device="cpu")

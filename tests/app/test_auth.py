@@ -42,7 +42,8 @@ OPEN_PATHS = {"/health", "/ready", "/metrics", "/docs", "/docs/oauth2-redirect",
 
 def test_operational_endpoints_stay_open(make_client):
     client = make_client(api_key=KEY)
-    for path in ("/health", "/ready", "/metrics", "/docs", "/openapi.json"):
+    pages = ("/", "/static/playground/main.js", "/redoc", "/static/docs/redoc.standalone.js")  # for people: open too
+    for path in ("/health", "/ready", "/metrics", "/docs", "/openapi.json", *pages):
         assert client.get(path).status_code == 200, path
 
 

@@ -22,23 +22,10 @@ from PIL import Image
 from app.generation.service import EVENT_POLL_S
 from app.main import create_app
 from models import Encoder
-from models.generation.pipeline import Edit, SDXLBridge, load_pipeline, pipeline_view
-from models.generation.tiny import build_tiny_sdxl, tiny_text_cfg
+from models.generation.pipeline import Edit, SDXLBridge, pipeline_view
+from models.generation.tiny import tiny_text_cfg
 
 JOB = {"prompt": "a photo of a forest", "steps": 2, "width": 32, "height": 32, "seed": 7}
-
-
-@pytest.fixture(scope="session")
-def sdxl_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-sdxl")
-    build_tiny_sdxl(seed=0).save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="session")
-def sdxl_pipe(sdxl_dir):
-    """The saved pipeline loaded back once; apps get views of it (own slots, shared weights)."""
-    return load_pipeline(str(sdxl_dir), device="cpu")
 
 
 @pytest.fixture(scope="session")

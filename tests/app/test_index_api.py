@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 import torch
-from apptools import b64, make_settings, shape
+from apptools import b64, make_settings, png, shape
 from PIL import Image
 
 from app.client import PcclipClient, PcclipError
+from app.images import FORMATS, media_type
+from app.index import NewItem
 from app.main import create_app
 from models import geometry
 
@@ -126,6 +130,35 @@ def test_bad_items_are_422_and_nothing_is_written(client):
         response = client.post("/index/items", json={"items": items})
         assert response.status_code == 422 and expected in response.text, response.text
     assert client.get("/index").json()["size"] == 0
+
+
+def test_an_items_source_image_is_served_as_it_was_sent(client, encoder, tmp_path):
+    buffer = io.BytesIO()
+    shape("red").save(buffer, "JPEG")
+    add(client, ("red-1", buffer.getvalue()))
+    response = client.get("/index/items/red-1/image")
+    assert response.status_code == 200 and response.content == buffer.getvalue()
+    assert response.headers["content-type"] == "image/jpeg"
+    missing = client.get("/index/items/nope/image")
+    assert missing.status_code == 404 and "nope" in missing.text
+
+    # A CLI build stores the path of its source file; once that file is gone, a clear 404.
+    path = tmp_path / "blue.png"
+    path.write_bytes(png(shape("blue")))
+    vector = encoder.encode_images([shape("blue")])[0].numpy()
+    client.app.state.index_slot.require().put([NewItem("from-cli", vector, {}, path)])
+    assert client.get("/index/items/from-cli/image").content == path.read_bytes()
+    path.unlink()
+    gone = client.get("/index/items/from-cli/image")
+    assert gone.status_code == 404 and "can no longer be read" in gone.text
+
+
+@pytest.mark.parametrize("kind", FORMATS)
+def test_media_types_are_read_from_the_file_signature(kind):
+    buffer = io.BytesIO()
+    shape("red").save(buffer, kind)
+    assert media_type(buffer.getvalue()) == Image.MIME[kind]
+    assert media_type(b"not an image") == "application/octet-stream"
 
 
 def test_the_index_survives_a_restart_and_another_model_is_refused(make_client, encoder, tmp_path):
