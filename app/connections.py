@@ -13,6 +13,7 @@ import functools
 import logging
 import resource
 import time
+from collections.abc import Callable
 from typing import Any
 
 import h11
@@ -25,22 +26,39 @@ LOG_EVERY_S = 10.0  # one line per this many seconds about refused connections o
 
 
 class LogThrottle:
-    """At most one log line per `every` seconds; the events in between are counted into the next."""
+    """Reports events through `emit(count)`: the first at once, then at most one report per `every`
+    seconds with the events since the last; a count held back is reported when its interval ends,
+    so none is lost. `later(delay, callback)` schedules (default: the running event loop's)."""
 
-    def __init__(self, every: float = LOG_EVERY_S, clock=time.monotonic) -> None:
+    def __init__(
+        self,
+        emit: Callable[[int], None],
+        every: float = LOG_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+        later: Callable[[float, Callable[[], None]], object] | None = None,
+    ) -> None:
+        self.emit = emit
         self.every = every
         self._clock = clock
+        self._later = later or (lambda delay, callback: asyncio.get_running_loop().call_later(delay, callback))
         self._last: float | None = None
         self._held = 0
+        self._flush_due = False
 
-    def due(self) -> int | None:
-        """None while within `every` of the last line; else the events since it (this one included)."""
+    def event(self) -> None:
         self._held += 1
         now = self._clock()
-        if self._last is not None and now - self._last < self.every:
-            return None
-        self._last, count, self._held = now, self._held, 0
-        return count
+        if self._last is None or now - self._last >= self.every:
+            self._flush()
+        elif not self._flush_due:
+            self._flush_due = True
+            self._later(self._last + self.every - now, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        if self._held:
+            self.emit(self._held)
+            self._held, self._last = 0, self._clock()
 
 
 def _plain_response(status: str, headers: str, message: str) -> bytes:
@@ -111,36 +129,45 @@ class GuardedH11Protocol(H11Protocol):
         message = f"{len(self.connections)} connections open, the most this server takes (PCCLIP_MAX_CONNECTIONS)"
         self.transport.write(_plain_response("503 Service Unavailable", "retry-after: 1\r\n", message))
         self.transport.close()
-        if count := self.refusals.due():
-            log.warning("refused %d connection(s) in the last %g s: %s", count, self.refusals.every, message)
+        self.refusals.event()
 
 
 def guarded_protocol(max_connections: int, head_timeout_s: float) -> type[asyncio.Protocol]:
     """The protocol class for `uvicorn.run(http=...)` (uvicorn instantiates it per connection)."""
+
+    def report(count: int) -> None:
+        log.warning("refused %d new connection(s) at PCCLIP_MAX_CONNECTIONS=%d open", count, max_connections)
+
     return functools.partial(  # type: ignore[return-value]
-        GuardedH11Protocol, max_connections=max_connections, head_timeout_s=head_timeout_s, refusals=LogThrottle()
+        GuardedH11Protocol,
+        max_connections=max_connections,
+        head_timeout_s=head_timeout_s,
+        refusals=LogThrottle(report),
     )
 
 
 class AcceptErrorFilter(logging.Filter):
-    """For the `asyncio` logger: "socket.accept() out of system resource" once per LOG_EVERY_S,
-    as one line with a count and a hint, instead of a traceback per failed accept."""
+    """For the `asyncio` logger: its "socket.accept() out of system resource" records (a traceback
+    per failed accept, thousands a second) become one line per LOG_EVERY_S with a count and a hint."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.throttle = LogThrottle()
+        self.throttle = LogThrottle(self._report)
+        self._error: BaseException | None = None
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not str(record.msg).startswith("socket.accept() out of system resource"):
             return True
-        count = self.throttle.due()
-        if count is None:
-            return False
-        error = record.exc_info[1] if record.exc_info else None
-        record.msg = "%d failed accept(s) in the last %g s (%s): lower PCCLIP_MAX_CONNECTIONS or raise `ulimit -n`"
-        record.args = (count, self.throttle.every, error)
-        record.exc_info = record.exc_text = None
-        return True
+        self._error = record.exc_info[1] if record.exc_info else None
+        self.throttle.event()
+        return False
+
+    def _report(self, count: int) -> None:
+        log.error(
+            "%d accept() call(s) failed (%s): lower PCCLIP_MAX_CONNECTIONS or raise the open-files limit (ulimit -n)",
+            count,
+            self._error,
+        )
 
 
 def fit_open_files_limit(max_connections: int) -> str | None:

@@ -11,15 +11,26 @@ from app.connections import RESERVED_FDS, LogThrottle
 from quality.server import ROOT
 
 
-def test_the_throttle_lets_one_line_through_per_interval_and_counts_the_rest():
-    now = [0.0]
-    throttle = LogThrottle(every=10.0, clock=lambda: now[0])
-    assert throttle.due() == 1
-    assert [throttle.due() for _ in range(999)] == [None] * 999
-    now[0] = 9.9
-    assert throttle.due() is None
+def test_the_throttle_reports_at_once_then_once_per_interval_and_loses_no_count():
+    now, reports, scheduled = [0.0], [], []
+    throttle = LogThrottle(
+        reports.append,
+        every=10.0,
+        clock=lambda: now[0],
+        later=lambda delay, callback: scheduled.append((delay, callback)),
+    )
+    throttle.event()
+    assert reports == [1] and scheduled == []
+    now[0] = 4.0
+    for _ in range(999):
+        throttle.event()
+    assert reports == [1] and [delay for delay, _ in scheduled] == [6.0]  # one report pending, at the interval's end
     now[0] = 10.0
-    assert throttle.due() == 1001  # the held ones and this one
+    scheduled.pop()[1]()
+    assert reports == [1, 999]
+    now[0] = 25.0
+    throttle.event()  # more than an interval after the last report: at once
+    assert reports == [1, 999, 1] and scheduled == []
 
 
 def open_files_limit_after(soft: int, hard: int, max_connections: int) -> tuple[str, str]:
