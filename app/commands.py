@@ -15,6 +15,8 @@ from models import SpecError, parse_spec
 if TYPE_CHECKING:
     from models.generation.pipeline import Edit
 
+log = logging.getLogger(__name__)
+
 
 def serve(
     model: Annotated[
@@ -36,18 +38,26 @@ def serve(
     """Serve the HTTP API; the model loads in the background while /health already answers."""
     import uvicorn
 
+    from app.connections import AcceptErrorFilter, fit_open_files_limit, guarded_protocol
     from app.main import create_app
 
     flags = {"model": model, "host": host, "port": port, "device": device, "index_dir": index_dir}
     settings = build_settings(**flags, sdxl_model=sdxl_model, **parse_assignments(set_ or []))
     # uvicorn configures only its own loggers; show the app's (model loading, batch failures) too.
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
+    logging.getLogger("asyncio").addFilter(AcceptErrorFilter())
+    if warning := fit_open_files_limit(settings.max_connections):
+        log.warning(warning)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        http=guarded_protocol(settings.max_connections, settings.head_timeout_s),
         timeout_keep_alive=settings.keep_alive_s,
+        # Forwarded headers only from the configured proxies (uvicorn trusts 127.0.0.1 by default).
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_graceful_shutdown=10,
     )
 

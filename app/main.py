@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -45,10 +46,12 @@ def create_app(
     loader: Loader = load_encoder,
     image_loader: ImageLoader | None = None,
     sdxl_loader: PipelineLoader = load_sdxl,
+    clock: Callable[[], float] = time.monotonic,
 ) -> FastAPI:
     """Build the app. `encoder` installs an already-loaded model (tests); otherwise the
     lifespan loads `settings.model` with `loader` in a background thread, and `/ready` is 503
-    until it is done. With `settings.sdxl_model`, `sdxl_loader` loads SDXL for `/generate`."""
+    until it is done. With `settings.sdxl_model`, `sdxl_loader` loads SDXL for `/generate`.
+    `clock` is the rate limiter's (tests pass a fake one)."""
     settings = settings or get_settings()
     metrics = Metrics()
 
@@ -83,7 +86,9 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.image_loader = image_loader or ImageLoader.from_settings(settings)
-    app.state.rate_limiter = TokenBucket(settings.rate_limit, settings.rate_burst) if settings.rate_limit else None
+    app.state.rate_limiter = (
+        TokenBucket(settings.rate_limit, settings.rate_burst, clock=clock) if settings.rate_limit else None
+    )
 
     install_error_handlers(app)
     document_limits(app, settings)

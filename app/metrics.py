@@ -51,7 +51,11 @@ class Metrics:
 
 
 class MetricsMiddleware:
-    """Counts every HTTP response by route template (not raw path: bounded label values)."""
+    """Counts every HTTP response by route template (not raw path: bounded label values).
+
+    A client that hangs up before its answer began counts as status 499 (as nginx logs it), not
+    as the 500 of a request that ended without a response: 5xx are the server's own failures.
+    """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -62,7 +66,8 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status = 500
+        status: int | None = None
+        hung_up = False  # the client left before the response started
 
         async def send_status(message: Message) -> None:
             nonlocal status
@@ -70,11 +75,18 @@ class MetricsMiddleware:
                 status = message["status"]
             await send(message)
 
+        async def receive_noting_disconnect() -> Message:
+            nonlocal hung_up
+            message = await receive()
+            hung_up = hung_up or (message["type"] == "http.disconnect" and status is None)
+            return message
+
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive_noting_disconnect, send_status)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             # Label values must be bounded: any token is a valid HTTP method, so others count as "other".
             method = scope["method"] if scope["method"] in HTTPMethod.__members__ else "other"
-            self.metrics.requests.labels(method, route, str(status)).inc()
+            label = "499" if hung_up else str(status or 500)
+            self.metrics.requests.labels(method, route, label).inc()
             self.metrics.latency.labels(method, route).observe(time.perf_counter() - start)

@@ -6,6 +6,7 @@ Every field carries a description; the README's configuration reference is gener
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -46,6 +47,27 @@ class Settings(BaseSettings):
         description="Seconds an idle keep-alive connection stays open. Keep it above the idle timeout of the "
         "clients and load balancers in front: a client that reuses a connection just as the server closes it "
         "loses that request (httpx keeps idle connections 5 s, many load balancers 60 s).",
+    )
+    head_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a client has to send a whole request head (request line and headers), counted from "
+        "a new connection or from the first byte of the next request on a kept-alive one; then the connection "
+        "is closed (408 when part of a head came). Idle and byte-by-byte (slowloris) connections cannot pile up.",
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="Most open client connections; beyond it a new connection gets 503 + Retry-After and is "
+        "closed at once. Each takes a file descriptor: at startup the server raises its soft open-files limit "
+        "to fit, up to the hard limit (`ulimit -Hn`), and warns when it cannot.",
+    )
+    forwarded_allow_ips: str = Field(
+        "",
+        description="Comma-separated addresses or networks (`10.0.0.0/8`) of the reverse proxies or load "
+        "balancers whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed, or `*` for any; empty = none: "
+        "the client is the connecting address (a header sent by anyone else could pick any address and escape "
+        "the per-client rate limit).",
     )
 
     # --- access ----------------------------------------------------------------------------
@@ -161,6 +183,21 @@ class Settings(BaseSettings):
     @property
     def cors_origin_list(self) -> list[str]:
         return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_addresses(cls, value: str) -> str:
+        """Every entry an address or a network (uvicorn would take a typo for a name that never matches)."""
+        entries = [part.strip() for part in value.split(",") if part.strip()]
+        if "*" in entries and len(entries) > 1:
+            raise ValueError("* (trust any proxy) stands alone")
+        for entry in entries:
+            if entry != "*":
+                try:
+                    ipaddress.ip_network(entry)
+                except ValueError:
+                    raise ValueError(f"{entry!r} is not an IP address, a network (10.0.0.0/8) or *") from None
+        return ",".join(entries)
 
     @field_validator("api_key")
     @classmethod

@@ -36,6 +36,15 @@ def test_serve_runs_uvicorn_with_the_app(monkeypatch):
     commands.serve(model="tiny-base", port=8123, host="127.0.0.1", device="cpu")
     assert seen["options"]["port"] == 8123 and seen["options"]["host"] == "127.0.0.1"
     assert seen["app"].state.settings.model == "tiny-base"
+    assert seen["options"]["proxy_headers"] is False  # X-Forwarded-For believed from no one by default
+    assert seen["options"]["http"].keywords["max_connections"] == 1000
+
+
+def test_serve_trusts_forwarded_headers_from_the_configured_proxies_only(monkeypatch):
+    seen = {}
+    monkeypatch.setattr("uvicorn.run", lambda app, **options: seen.update(options))
+    commands.serve(model="tiny-base", set_=["forwarded_allow_ips=10.0.0.0/8"])
+    assert seen["proxy_headers"] is True and seen["forwarded_allow_ips"] == "10.0.0.0/8"
 
 
 def test_any_setting_can_be_set_with_set(monkeypatch):

@@ -61,7 +61,7 @@ def exchange(address: tuple[str, int], head: bytes, body_chunks=(), timeout: flo
         try:
             while data := conn.recv(65536):
                 answer += data
-                if b"\r\n\r\n" in answer and _complete(answer):
+                if response_complete(answer):
                     break
         except ConnectionResetError:
             pass
@@ -70,7 +70,10 @@ def exchange(address: tuple[str, int], head: bytes, body_chunks=(), timeout: flo
     return int(answer[9:12]), answer, elapsed
 
 
-def _complete(answer: bytes) -> bool:
+def response_complete(answer: bytes) -> bool:
+    """`answer` holds a whole response head and the Content-Length bytes of body it announces."""
+    if b"\r\n\r\n" not in answer:
+        return False
     head, _, body = answer.partition(b"\r\n\r\n")
     for line in head.split(b"\r\n"):
         if line.lower().startswith(b"content-length:"):

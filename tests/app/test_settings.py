@@ -24,6 +24,7 @@ def test_defaults_are_safe_for_local_use():
     settings = Settings(_env_file=None)
     assert settings.model == "tiny" and settings.port == 8000
     assert settings.api_key is None and settings.allow_url_fetch is False and settings.rate_limit is None
+    assert settings.forwarded_allow_ips == ""  # no proxy trusted: X-Forwarded-For is ignored
 
 
 def test_every_setting_is_described():
@@ -36,6 +37,17 @@ def test_bad_values_are_refused(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):
         Settings(_env_file=None)
+
+
+def test_trusted_proxies_are_addresses_or_networks():
+    assert Settings(_env_file=None, forwarded_allow_ips=" 10.0.0.1, 10.1.0.0/16 ,::1").forwarded_allow_ips == (
+        "10.0.0.1,10.1.0.0/16,::1"
+    )
+    assert Settings(_env_file=None, forwarded_allow_ips="*").forwarded_allow_ips == "*"
+    for bad, problem in [("10.0.0.300", "not an IP address"), ("lb.internal", "not an IP address"),
+                         ("10.0.0.1/8", "not an IP address"), ("*,10.0.0.1", "stands alone")]:  # fmt: skip
+        with pytest.raises(ValidationError, match=problem):
+            Settings(_env_file=None, forwarded_allow_ips=bad)
 
 
 def test_get_settings_is_cached():
