@@ -23,7 +23,11 @@ class ClassifyRequest(RequestModel):
     labels: list[Text] = Field(
         min_length=1, description="Candidate labels (distinct).", json_schema_extra={"uniqueItems": True}
     )
-    template: str = Field(DEFAULT_TEMPLATE, description='Prompt for each label; "{}" is replaced by the label.')
+    template: str = Field(
+        DEFAULT_TEMPLATE,
+        description='Prompt for each label; "{}" is replaced by the label. The template and each prompt it '
+        "makes are at most PCCLIP_MAX_TEXT_CHARS characters.",
+    )
     comparatives: list[Comparative] = Field(
         default_factory=list,
         description="Comparative prompting (PC-CLIP paper): each moves the prototype of its "

@@ -39,12 +39,12 @@ async def classify(
     embedder.check_count("labels", labels, at_least=1)
     embedder.check_count("comparatives", comparatives)
     _check_labels(labels)
-    if "{}" not in template:
-        raise InvalidInput('template: must contain "{}" where the label goes')
+    comparative_texts = [(f"comparatives[{k}].text", c.text) for k, c in enumerate(comparatives)]
+    embedder.check_texts(named("labels", labels) + comparative_texts)
+    _check_template(template, labels, embedder.max_text_chars)
     pairs = _comparative_pairs(labels, comparatives)  # (K, 2)
     prompts = [template.replace("{}", label) for label in labels]
-    texts = named("prompts", prompts) + [(f"comparatives[{k}].text", c.text) for k, c in enumerate(comparatives)]
-    embedder.check_texts(named("labels", labels) + texts)
+    texts = named("prompts", prompts) + comparative_texts
 
     # 2. Encode prompts + comparative texts (one job, cached) and images (another job)
     text_vectors, image_vectors = await asyncio.gather(
@@ -74,6 +74,22 @@ def _check_labels(labels: Sequence[str]) -> None:
         if label in seen:
             raise InvalidInput(f"labels[{i}]: {label!r} appears more than once")
         seen.add(label)
+
+
+def _check_template(template: str, labels: Sequence[str], max_chars: int) -> None:
+    """The template, and each prompt it makes with a label, fit the text limit: checked by
+    arithmetic before any prompt is built (a long template × a long label is a huge string)."""
+    if len(template) > max_chars:
+        raise InvalidInput(f"template: {len(template)} characters; at most {max_chars}")
+    slots = template.count("{}")
+    if not slots:
+        raise InvalidInput('template: must contain "{}" where the label goes')
+    for i, label in enumerate(labels):
+        size = len(template) + slots * (len(label) - len("{}"))
+        if size > max_chars:
+            raise InvalidInput(
+                f"prompts[{i}]: the template with labels[{i}] makes {size} characters; at most {max_chars}"
+            )
 
 
 def _comparative_pairs(labels: Sequence[str], comparatives: Sequence[Comparative]) -> torch.Tensor:
