@@ -22,6 +22,9 @@ from models import geometry
 
 # |ĝ(I1) − ĝ(I2)| below this: the pair's embeddings coincide and their difference has no direction.
 MIN_DIFFERENCE = 1e-4
+NO_DIFFERENCE = (
+    "first and second have the same embedding (identical images?); their difference has no direction to score"
+)
 
 
 async def classify(
@@ -125,20 +128,14 @@ async def classify_difference(
     )  # (2P, D), (T, D)
     first, second = image_vectors[0::2], image_vectors[1::2]  # (P, D) each
 
-    # 3. A pair whose embeddings coincide has no difference to score
+    # 3. A pair whose embeddings coincide has no difference to score: it gets null scores and the reason
     gaps = (geometry.normalize(first) - geometry.normalize(second)).norm(dim=-1)  # (P,)
-    for i in (gaps < MIN_DIFFERENCE).nonzero().flatten().tolist():
-        raise InvalidInput(
-            f"pairs[{i}]: first and second have the same embedding (identical images?); "
-            "their difference has no direction to score"
-        )
+    scored = (gaps >= MIN_DIFFERENCE).nonzero().flatten()  # (S,)
 
-    # 4. Score every text against every pair's difference; the best is the largest |score|
-    scores = geometry.difference_scores(first, second, text_vectors)  # (P, T)
-    best = scores.abs().argmax(dim=1)  # (P,)
-    return DifferenceResponse(
-        results=[
-            DifferenceResult(scores=row, best=texts[b], reversed=row[b] < 0)
-            for row, b in zip(rows(scores), best.tolist(), strict=True)
-        ]
-    )
+    # 4. Score every text against every other pair's difference; the best is the largest |score|
+    scores = geometry.difference_scores(first[scored], second[scored], text_vectors)  # (S, T)
+    best = scores.abs().argmax(dim=1)  # (S,)
+    results = [DifferenceResult(scores=None, best=None, reversed=None, reason=NO_DIFFERENCE)] * len(pairs)
+    for i, row, b in zip(scored.tolist(), rows(scores), best.tolist(), strict=True):
+        results[i] = DifferenceResult(scores=row, best=texts[b], reversed=row[b] < 0)
+    return DifferenceResponse(results=results)
