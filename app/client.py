@@ -150,6 +150,8 @@ class PcclipClient:
     def classify_difference(
         self, pairs: Sequence[tuple[ImageLike, ImageLike]], texts: Sequence[str]
     ) -> DifferenceResponse:
+        """Score each pair's difference against `texts`; a pair whose two images embed alike gets
+        `scores`, `best` and `reversed` of None and its `reason`."""
         body = {
             "pairs": [{"first": _images([a])[0], "second": _images([b])[0]} for a, b in pairs],
             "texts": list(texts),

@@ -71,7 +71,7 @@ def _limit(name: str, schema: dict[str, Any], settings: Settings) -> None:
                 items = variant.get("items", {})
                 if items.get("pattern") == TEXT_PATTERN or (multipart and items.get("type") == "string"):
                     items["maxLength"] = settings.max_text_chars
-            elif variant.get("pattern") == TEXT_PATTERN:
+            elif variant.get("pattern") == TEXT_PATTERN or field == "template":  # a template is a prompt too
                 variant["maxLength"] = settings.max_text_chars
     properties = schema.get("properties", {})
     if name == "SearchRequest":

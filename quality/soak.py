@@ -199,7 +199,7 @@ class SoakClient:
         await self.call("POST /classify", "POST", "/classify", json=body)
 
     async def difference(self) -> None:
-        first, second = self.rng.sample(self.inputs.images, 2)  # identical images have no difference: a 422
+        first, second = self.rng.sample(self.inputs.images, 2)  # identical images would get null scores
         pair = {"first": {"b64": first}, "second": {"b64": second}}
         texts = [f"the first is more {word} than the second" for word in self.rng.sample(WORDS, 3)]
         await self.call(

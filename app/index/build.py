@@ -16,7 +16,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from app.index.ann import AnnParams
-from app.index.store import IndexStore, NewItem
+from app.index.store import IndexStore, Item, NewItem
 from app.index.wal import fsync_dir
 from models import Encoder
 from models.images import to_rgb
@@ -32,11 +32,14 @@ class BuildSummary:
     added: int = 0
     skipped: int = 0  # already indexed (resumed)
     failed: list[str] = field(default_factory=list)  # unreadable images / missing sources
+    metadata_dropped: list[str] = field(default_factory=list)  # rebuilt without metadata that breaks the rules
     size: int = 0
 
     def line(self) -> str:
+        dropped = self.metadata_dropped
+        lost = f", {len(dropped)} lost metadata that breaks the rules ({', '.join(dropped[:5])})" if dropped else ""
         return (
-            f"{self.added} added, {self.skipped} already indexed, {len(self.failed)} failed; "
+            f"{self.added} added, {self.skipped} already indexed, {len(self.failed)} failed{lost}; "
             f"the index holds {self.size} items"
         )
 
@@ -129,6 +132,7 @@ def rebuild_index(
                             ]
                         )
                         summary.added += len(loaded)
+                        _note_dropped_metadata([item for _, _, item in loaded], summary)
                     bar.update(len(batch))
             if summary.failed and not drop_missing:
                 raise RuntimeError(
@@ -149,6 +153,14 @@ def rebuild_index(
     fsync_dir(directory.parent)
     shutil.rmtree(retired)
     return summary
+
+
+def _note_dropped_metadata(items: Iterable[Item], summary: BuildSummary) -> None:
+    """Items the old index served with withheld metadata (it breaks the rules) are rebuilt with {}."""
+    for item in items:
+        if item.metadata_problem is not None:
+            log.warning("%s: its stored metadata is not carried over: %s", item.id, item.metadata_problem)
+            summary.metadata_dropped.append(item.id)
 
 
 def _open_source(store: IndexStore, source: str | None) -> Image.Image:

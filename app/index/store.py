@@ -54,6 +54,7 @@ import numpy as np
 
 from app.errors import InvalidInput, NotFound, NotReady, StorageFull
 from app.index import ann
+from app.index.metadata import METADATA_RULES, check_metadata, metadata_problem
 from app.index.rwlock import RWLock
 from app.index.wal import CorruptLog, Record, WriteAheadLog, read_records
 from models.atomic import fsync_dir, remove_temp_files, write_atomic
@@ -63,7 +64,6 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 MAX_ID_CHARS = 256
-MAX_METADATA_BYTES = 16 * 1024
 # Ids are plain names: letters, digits and . _ - : @ + = (no '/', '\', '..', leading '.').
 ID_PATTERN = re.compile(r"[A-Za-z0-9_](?:\.?[A-Za-z0-9_:@+=-])*\.?")  # no "..", no leading "."
 EXACT_FILTER_MAX = 20_000  # a filter matching at most this many items is searched exactly
@@ -104,17 +104,6 @@ def check_id(item_id: str, where: str = "id") -> str:
     return item_id
 
 
-def check_metadata(metadata: Any, where: str = "metadata") -> dict[str, Any]:
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, dict):
-        raise InvalidInput(f"{where}: must be a JSON object")
-    size = len(json.dumps(metadata, ensure_ascii=False).encode())
-    if size > MAX_METADATA_BYTES:
-        raise InvalidInput(f"{where}: {size} bytes of JSON; at most {MAX_METADATA_BYTES}")
-    return metadata
-
-
 def _posting_key(key: str, value: Any) -> tuple[str, str]:
     return key, json.dumps(value, sort_keys=True, ensure_ascii=False)
 
@@ -132,17 +121,19 @@ class NewItem:
 @dataclass(frozen=True)
 class Item:
     id: str
-    metadata: dict[str, Any]
+    metadata: dict[str, Any]  # {} when withheld (see `metadata_problem`)
     source: str | None  # "blob:<sha256>" or "path:<absolute path>"
     vector: np.ndarray  # (D,)
+    metadata_problem: str | None = None  # why the stored metadata is withheld (it breaks the rules)
 
 
 @dataclass(frozen=True)
 class Hit:
     id: str
     score: float
-    metadata: dict[str, Any]
+    metadata: dict[str, Any]  # {} when withheld (see `metadata_problem`)
     vector: np.ndarray  # (D,)
+    metadata_problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +171,9 @@ class IndexStore:
         self._sources: list[str | None] = []
         self._row: dict[str, int] = {}
         self._postings: dict[tuple[str, str], set[int]] = {}
+        # Rows whose stored metadata breaks the rules (written before they were enforced): kept
+        # on disk as written, served as {} with the problem, in no posting; replacing clears it.
+        self._problems: dict[int, str] = {}
         self._index: faiss.Index = ann.new_index("flat", embed_dim, params)
 
     # --- opening ---------------------------------------------------------------------------
@@ -253,6 +247,16 @@ class IndexStore:
                 raise IndexCorrupt(str(error)) from None
         self._since_snapshot = replayed
         self._wal = WriteAheadLog(self.directory / f"wal-{seq:012d}.log")
+        if self._problems:
+            row, problem = next(iter(self._problems.items()))
+            log.warning(
+                "index %s: %d items hold metadata that breaks the metadata rules (e.g. %r: %s); they are "
+                "served with empty metadata and `metadata_problem` until replaced",
+                self.directory,
+                len(self._problems),
+                self._ids[row],
+                problem,
+            )
         log.info(
             "index %s open: %d items (%s), %d log records replayed in %.2f s",
             self.directory,
@@ -280,7 +284,10 @@ class IndexStore:
             ids, metadata, sources = items["ids"], items["metadata"], items["sources"]
             if vectors.shape != (len(ids), self.embed_dim) or not len(ids) == len(metadata) == len(sources):
                 raise ValueError(f"vectors of shape {vectors.shape} for {len(ids)} items")
-            self._load_rows(vectors, ids, metadata, sources)
+            withheld = None  # rows of a snapshot written under these rules were checked then: only these break them
+            if items.get("metadata_rules") == METADATA_RULES:
+                withheld = {row: problem for row in items["withheld"] if (problem := metadata_problem(metadata[row]))}
+            self._load_rows(vectors, ids, metadata, sources, withheld)
             if names["ann"]:
                 path = self.directory / names["ann"]
                 self._index = faiss.read_index(str(path))
@@ -289,18 +296,27 @@ class IndexStore:
             else:
                 self._index = ann.new_index("flat", self.embed_dim, self.params)
                 self._index.add(self._vectors[: self._n])
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as error:
+        except (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError) as error:
             raise _corrupt(path, f"cannot be read ({type(error).__name__}: {error})") from None
 
-    def _load_rows(self, vectors: np.ndarray, ids: list, metadata: list, sources: list) -> None:
+    def _load_rows(
+        self, vectors: np.ndarray, ids: list, metadata: list, sources: list, withheld: dict[int, str] | None = None
+    ) -> None:
+        """Take these rows. `withheld`: the rows already known to break the metadata rules, with
+        the problem (every other row is known to keep them); None: check every row."""
         self._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self._n = len(ids)
         self._ids, self._metadata, self._sources = list(ids), list(metadata), list(sources)
-        self._row, self._postings = {}, {}
+        self._row, self._postings, self._problems = {}, {}, {}
         for row, item_id in enumerate(self._ids):
             if item_id is not None:
                 self._row[item_id] = row
-                self._post(row, self._metadata[row])
+                if withheld is None:
+                    self._take_metadata(row, self._metadata[row])
+                elif row in withheld:
+                    self._problems[row] = withheld[row]
+                else:
+                    self._post(row, self._metadata[row])
 
     # --- writes ----------------------------------------------------------------------------
 
@@ -396,15 +412,25 @@ class IndexStore:
         self._ids.append(record.id)
         self._metadata.append(record.metadata or {})
         self._sources.append(record.source)
-        self._post(row, record.metadata or {})
+        self._take_metadata(row, record.metadata or {})
         self._n += 1
         return row
+
+    def _take_metadata(self, row: int, metadata: Any) -> None:
+        """Index a row's metadata for filters, or withhold it when it breaks the rules."""
+        problem = metadata_problem(metadata)
+        if problem is not None:
+            self._problems[row] = problem
+        else:
+            self._post(row, metadata)
 
     def _post(self, row: int, metadata: Mapping[str, Any]) -> None:
         for key, value in metadata.items():
             self._postings.setdefault(_posting_key(key, value), set()).add(row)
 
-    def _unpost(self, row: int, metadata: Mapping[str, Any]) -> None:
+    def _unpost(self, row: int, metadata: Any) -> None:
+        if self._problems.pop(row, None) is not None:
+            return
         for key, value in metadata.items():
             rows = self._postings.get(_posting_key(key, value))
             if rows is not None:
@@ -466,7 +492,13 @@ class IndexStore:
             "items": self._fresh_name("items", seq, "json"),
             "ann": self._fresh_name("ann", seq, "faiss") if kind == "hnsw" else None,
         }
-        items = {"ids": self._ids[:n], "metadata": self._metadata[:n], "sources": self._sources[:n]}
+        items = {
+            "ids": self._ids[:n],
+            "metadata": self._metadata[:n],
+            "sources": self._sources[:n],
+            "metadata_rules": METADATA_RULES,  # every row was checked under them; these rows break them:
+            "withheld": sorted(self._problems),
+        }
         writers = {
             "vectors": lambda tmp: _save_npy(tmp, self._vectors[:n]),
             "items": json.dumps(items, ensure_ascii=False).encode(),
@@ -538,6 +570,7 @@ class IndexStore:
                 [self._ids[r] for r in live],
                 [self._metadata[r] for r in live],
                 [self._sources[r] for r in live],
+                {new: self._problems[old] for new, old in enumerate(live) if old in self._problems},
             )
             self._index = index
 
@@ -556,7 +589,7 @@ class IndexStore:
             row = self._row.get(item_id)
             if row is None:
                 raise NotFound(f"no indexed item {item_id!r}")
-            return Item(item_id, self._metadata[row], self._sources[row], self._vectors[row].copy())
+            return self._item(row)
 
     def vectors(self, ids: Sequence[str]) -> np.ndarray:
         """Embeddings of indexed items (`NotFound` naming the first absent one).  -> (N, D)"""
@@ -573,7 +606,7 @@ class IndexStore:
         """Every live item (a copy of the list taken at the call)."""
         with self._rw.read():
             rows = sorted(self._row.values())
-            snapshot = [Item(self._ids[r], self._metadata[r], self._sources[r], self._vectors[r].copy()) for r in rows]  # type: ignore[arg-type]
+            snapshot = [self._item(r) for r in rows]
         yield from snapshot
 
     def source_bytes(self, source: str) -> bytes:
@@ -643,8 +676,15 @@ class IndexStore:
                 return hits
             fetch = min(total, fetch * 4)
 
+    def _item(self, row: int) -> Item:
+        """The live row as served: withheld metadata as {} with its problem."""
+        problem = self._problems.get(row)
+        metadata = {} if problem is not None else self._metadata[row]
+        return Item(self._ids[row], metadata, self._sources[row], self._vectors[row].copy(), problem)  # type: ignore[arg-type]
+
     def _hit(self, row: int, score: float) -> Hit:
-        return Hit(self._ids[row], score, self._metadata[row], self._vectors[row].copy())  # type: ignore[arg-type]
+        item = self._item(row)
+        return Hit(item.id, score, item.metadata, item.vector, item.metadata_problem)
 
     def describe(self) -> dict[str, Any]:
         with self._rw.read():
@@ -659,6 +699,7 @@ class IndexStore:
                 "rows": self._n,
                 "deleted_rows": self._n - len(self._row),
                 "wal_records": self._since_snapshot,
+                "metadata_problems": len(self._problems),
                 "snapshot_seq": self._snapshot_seq,
                 "path": str(self.directory),
             }

@@ -9,13 +9,14 @@ from pydantic import TypeAdapter, ValidationError
 
 from app.deps import EmbedderDep
 from app.errors import InvalidInput
+from app.json_body import StrictJSONRoute
 from app.schemas import ClassifyRequest, ClassifyResponse, Comparative, DifferenceRequest, DifferenceResponse
 from app.schemas.classify import CLASSIFY_EXAMPLES, DEFAULT_TEMPLATE, DIFFERENCE_EXAMPLES
 from app.schemas.common import ERROR_RESPONSES
 from app.security import AccessDep
 from app.services import classification
 
-router = APIRouter(tags=["classify"], dependencies=[AccessDep], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["classify"], dependencies=[AccessDep], responses=ERROR_RESPONSES, route_class=StrictJSONRoute)
 
 _comparatives = TypeAdapter(list[Comparative])
 

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 
 from app.deps import EmbedderDep, IndexDep, SettingsDep
+from app.json_body import StrictJSONRoute
 from app.schemas.clip_back import (
     INDICE_NAME,
     KNN_EXAMPLES,
@@ -24,7 +25,11 @@ from app.services import clip_back as service
 # strict_content_type=False: a body without a Content-Type is read as JSON, as clip back reads it
 # (ClipClient sends none).
 router = APIRouter(
-    tags=["clip-retrieval"], dependencies=[AccessDep], responses=ERROR_RESPONSES, strict_content_type=False
+    tags=["clip-retrieval"],
+    dependencies=[AccessDep],
+    responses=ERROR_RESPONSES,
+    strict_content_type=False,
+    route_class=StrictJSONRoute,
 )
 UNKNOWN_INDEX = {404: {"model": ErrorResponse, "description": f"`indice_name` is not `{INDICE_NAME}`."}}
 

@@ -7,13 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Body, File, Form, UploadFile
 
 from app.deps import EmbedderDep
+from app.json_body import StrictJSONRoute
 from app.schemas import EmbedRequest, EmbedResponse
 from app.schemas.common import ERROR_RESPONSES
 from app.schemas.embed import EMBED_EXAMPLES
 from app.security import AccessDep
 from app.services import embedding
 
-router = APIRouter(tags=["embed"], dependencies=[AccessDep], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["embed"], dependencies=[AccessDep], responses=ERROR_RESPONSES, route_class=StrictJSONRoute)
 
 
 @router.post("/embed", response_model=EmbedResponse, summary="Embed texts and images")

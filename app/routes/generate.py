@@ -9,11 +9,12 @@ from fastapi.responses import StreamingResponse
 
 from app.deps import JobsDep, SettingsDep
 from app.generation import service
+from app.json_body import StrictJSONRoute
 from app.schemas.common import ERROR_RESPONSES, ErrorResponse
 from app.schemas.generate import GENERATE_EXAMPLES, GenerateAccepted, GenerateRequest, JobStatusResponse
 from app.security import AccessDep
 
-router = APIRouter(tags=["generate"], dependencies=[AccessDep], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["generate"], dependencies=[AccessDep], responses=ERROR_RESPONSES, route_class=StrictJSONRoute)
 NOT_FOUND = {404: {"model": ErrorResponse, "description": "Unknown job, or finished longer ago than the TTL."}}
 # One server-sent event: its `data` is a JSON JobStatusResponse (without the image).
 SSE_EVENT = {

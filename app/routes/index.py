@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Path, Response
 
 from app.deps import EmbedderDep, IndexDep
 from app.images import MEDIA_TYPES
+from app.json_body import StrictJSONRoute
 from app.schemas.common import ERROR_RESPONSES, ErrorResponse
 from app.schemas.index import (
     ADD_EXAMPLES,
@@ -22,7 +23,7 @@ from app.schemas.index import (
 from app.security import AccessDep
 from app.services import search as service
 
-router = APIRouter(tags=["index"], dependencies=[AccessDep], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["index"], dependencies=[AccessDep], responses=ERROR_RESPONSES, route_class=StrictJSONRoute)
 NOT_FOUND = {404: {"model": ErrorResponse, "description": "No indexed item with that id."}}
 DISK_FULL = {507: {"model": ErrorResponse, "description": "The disk is full: nothing of the write was stored."}}
 # OpenAPI links: the first item of an add, read and deleted by id.

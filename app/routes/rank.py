@@ -7,13 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 
 from app.deps import EmbedderDep, IndexSlotDep
+from app.json_body import StrictJSONRoute
 from app.schemas import RankRequest, RankResponse
 from app.schemas.common import ERROR_RESPONSES, ErrorResponse
 from app.schemas.rank import RANK_EXAMPLES
 from app.security import AccessDep
 from app.services import ranking
 
-router = APIRouter(tags=["rank"], dependencies=[AccessDep], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["rank"], dependencies=[AccessDep], responses=ERROR_RESPONSES, route_class=StrictJSONRoute)
 
 
 @router.post(

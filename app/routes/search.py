@@ -7,12 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 
 from app.deps import EmbedderDep, IndexDep, SettingsDep
+from app.json_body import StrictJSONRoute
 from app.schemas.common import ERROR_RESPONSES, ErrorResponse
 from app.schemas.index import SEARCH_DESCRIPTION, SEARCH_EXAMPLES, SearchRequest, SearchResponse
 from app.security import AccessDep
 from app.services import search as service
 
-router = APIRouter(tags=["search"], dependencies=[AccessDep], responses=ERROR_RESPONSES)
+router = APIRouter(tags=["search"], dependencies=[AccessDep], responses=ERROR_RESPONSES, route_class=StrictJSONRoute)
 
 
 @router.post(

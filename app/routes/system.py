@@ -7,13 +7,14 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.deps import GeneratorSlotDep, IndexSlotDep, ModelDep, SettingsDep, SlotDep
+from app.json_body import StrictJSONRoute
 from app.schemas import HealthResponse, InfoResponse, ReadyResponse
 from app.schemas.common import ERROR_RESPONSES
 from app.schemas.generate import GenerationInfo
 from app.schemas.system import Capabilities, ComponentState, Limits
 from app.security import AccessDep
 
-router = APIRouter(tags=["system"])
+router = APIRouter(tags=["system"], route_class=StrictJSONRoute)
 
 
 @router.get("/health", response_model=HealthResponse, summary="The process is alive")

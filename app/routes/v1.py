@@ -5,11 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.deps import EmbedderDep, ModelDep, SettingsDep
+from app.json_body import StrictJSONRoute
 from app.schemas.v1 import V1_ERROR_RESPONSES, EmbeddingsRequest, EmbeddingsResponse, ModelList, ModelObject
 from app.security import AccessDep
 from app.services import v1 as service
 
-router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[AccessDep], responses=V1_ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/v1", tags=["openai"], dependencies=[AccessDep], responses=V1_ERROR_RESPONSES, route_class=StrictJSONRoute
+)
 
 
 @router.post(

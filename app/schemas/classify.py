@@ -23,7 +23,11 @@ class ClassifyRequest(RequestModel):
     labels: list[Text] = Field(
         min_length=1, description="Candidate labels (distinct).", json_schema_extra={"uniqueItems": True}
     )
-    template: str = Field(DEFAULT_TEMPLATE, description='Prompt for each label; "{}" is replaced by the label.')
+    template: str = Field(
+        DEFAULT_TEMPLATE,
+        description='Prompt for each label; "{}" is replaced by the label. The template and each prompt it '
+        "makes are at most PCCLIP_MAX_TEXT_CHARS characters.",
+    )
     comparatives: list[Comparative] = Field(
         default_factory=list,
         description="Comparative prompting (PC-CLIP paper): each moves the prototype of its "
@@ -100,9 +104,19 @@ DIFFERENCE_EXAMPLES = {
 
 
 class DifferenceResult(ResponseModel):
-    scores: list[float] = Field(description="Per text: cosine of the text embedding with normalize(first − second).")
-    best: str = Field(description="The text with the largest |score|.")
-    reversed: bool = Field(description="The best text's score is negative: the pair reads better swapped.")
+    scores: list[float] | None = Field(
+        description="Per text: cosine of the text embedding with normalize(first − second); "
+        "null when the pair cannot be scored (see `reason`)."
+    )
+    best: str | None = Field(description="The text with the largest |score|; null when `scores` is.")
+    reversed: bool | None = Field(
+        description="The best text's score is negative: the pair reads better swapped; null when `scores` is."
+    )
+    reason: str | None = Field(
+        None,
+        description="Why `scores` is null: the pair's two images have the same embedding (identical images?), "
+        "so their difference has no direction to score. Null for a scored pair.",
+    )
 
 
 class DifferenceResponse(ResponseModel):

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from app.errors import InvalidInput
+from app.index.metadata import MAX_METADATA_BYTES, MAX_METADATA_DEPTH
 from app.index.store import ID_PATTERN, MAX_ID_CHARS, check_id
 from app.schemas.common import ImageInput, RequestModel, ResponseModel, Text, exactly_one_of
 from app.schemas.examples import BLUE, RED
@@ -26,6 +27,16 @@ def _valid_id(item_id: str) -> str:
         raise ValueError(exc.message) from None
 
 
+METADATA_DESCRIPTION = (
+    f"A JSON object of at most {MAX_METADATA_BYTES // 1024} KiB (as UTF-8 JSON), objects and arrays nested at most "
+    f"{MAX_METADATA_DEPTH} levels deep (the object itself is level 1), finite numbers only (NaN and ±Infinity "
+    "are refused)."
+)
+METADATA_PROBLEM_DESCRIPTION = (
+    "Null, unless the stored metadata breaks the metadata rules (an item written before they were enforced): "
+    "then `metadata` is empty and this says what is wrong. Replacing the item clears it."
+)
+
 ItemId = Annotated[str, Field(description=ID_DESCRIPTION, json_schema_extra=ID_SCHEMA), AfterValidator(_valid_id)]
 
 
@@ -36,7 +47,7 @@ class IndexItemInput(RequestModel):
     id: ItemId | None = Field(None, description=ID_DESCRIPTION + " Omitted: a random id is assigned.")
     image: ImageInput = Field(description="The image to embed; its bytes are kept for re-embedding.")
     metadata: dict[str, Any] = Field(
-        default_factory=dict, description="Any JSON object (at most 16 KiB); `/search` can filter on its keys."
+        default_factory=dict, description=METADATA_DESCRIPTION + " `/search` can filter on its keys."
     )
 
 
@@ -69,6 +80,7 @@ class IndexItem(ResponseModel):
     id: str
     metadata: dict[str, Any]
     has_source: bool = Field(description="The source image is stored (so `pcclip index rebuild` can re-embed it).")
+    metadata_problem: str | None = Field(None, description=METADATA_PROBLEM_DESCRIPTION)
 
 
 class DeleteResponse(ResponseModel):
@@ -85,6 +97,9 @@ class IndexInfo(ResponseModel):
     ef_search: int | None = Field(None, description="HNSW search beam width (approximate indexes).")
     deleted_rows: int = Field(description="Deleted or replaced rows awaiting compaction at the next snapshot.")
     wal_records: int = Field(description="Writes in the write-ahead log since the last snapshot.")
+    metadata_problems: int = Field(
+        description="Items whose stored metadata breaks the metadata rules (see `metadata_problem` of an item)."
+    )
 
 
 # --- search --------------------------------------------------------------------------------
@@ -150,7 +165,8 @@ class SearchRequest(RequestModel):
     terms: list[SearchTerm] = Field(min_length=1, description="The expression's terms (see the combination rule).")
     k: int = Field(10, ge=1, description="Hits to return (at most PCCLIP_MAX_SEARCH_K).")
     filter: dict[str, Any] | None = Field(
-        None, description="Exact-match conditions on metadata keys, all of which must hold."
+        None,
+        description="Exact-match conditions on metadata keys, all of which must hold (the metadata rules apply).",
     )
     include_query_items: bool = Field(False, description="Also return the items named by `id` terms.")
 
@@ -171,6 +187,7 @@ class SearchHit(ResponseModel):
     id: str
     score: float = Field(description="Cosine similarity of the item with the query.")
     metadata: dict[str, Any]
+    metadata_problem: str | None = Field(None, description=METADATA_PROBLEM_DESCRIPTION)
     contributions: list[float] = Field(description="Per term, in request order: weight × cos(term, item).")
 
 

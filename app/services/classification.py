@@ -22,6 +22,9 @@ from models import geometry
 
 # |ĝ(I1) − ĝ(I2)| below this: the pair's embeddings coincide and their difference has no direction.
 MIN_DIFFERENCE = 1e-4
+NO_DIFFERENCE = (
+    "first and second have the same embedding (identical images?); their difference has no direction to score"
+)
 
 
 async def classify(
@@ -39,12 +42,12 @@ async def classify(
     embedder.check_count("labels", labels, at_least=1)
     embedder.check_count("comparatives", comparatives)
     _check_labels(labels)
-    if "{}" not in template:
-        raise InvalidInput('template: must contain "{}" where the label goes')
+    comparative_texts = [(f"comparatives[{k}].text", c.text) for k, c in enumerate(comparatives)]
+    embedder.check_texts(named("labels", labels) + comparative_texts)
+    _check_template(template, labels, embedder.max_text_chars)
     pairs = _comparative_pairs(labels, comparatives)  # (K, 2)
     prompts = [template.replace("{}", label) for label in labels]
-    texts = named("prompts", prompts) + [(f"comparatives[{k}].text", c.text) for k, c in enumerate(comparatives)]
-    embedder.check_texts(named("labels", labels) + texts)
+    texts = named("prompts", prompts) + comparative_texts
 
     # 2. Encode prompts + comparative texts (one job, cached) and images (another job)
     text_vectors, image_vectors = await asyncio.gather(
@@ -74,6 +77,22 @@ def _check_labels(labels: Sequence[str]) -> None:
         if label in seen:
             raise InvalidInput(f"labels[{i}]: {label!r} appears more than once")
         seen.add(label)
+
+
+def _check_template(template: str, labels: Sequence[str], max_chars: int) -> None:
+    """The template, and each prompt it makes with a label, fit the text limit: checked by
+    arithmetic before any prompt is built (a long template × a long label is a huge string)."""
+    if len(template) > max_chars:
+        raise InvalidInput(f"template: {len(template)} characters; at most {max_chars}")
+    slots = template.count("{}")
+    if not slots:
+        raise InvalidInput('template: must contain "{}" where the label goes')
+    for i, label in enumerate(labels):
+        size = len(template) + slots * (len(label) - len("{}"))
+        if size > max_chars:
+            raise InvalidInput(
+                f"prompts[{i}]: the template with labels[{i}] makes {size} characters; at most {max_chars}"
+            )
 
 
 def _comparative_pairs(labels: Sequence[str], comparatives: Sequence[Comparative]) -> torch.Tensor:
@@ -109,20 +128,14 @@ async def classify_difference(
     )  # (2P, D), (T, D)
     first, second = image_vectors[0::2], image_vectors[1::2]  # (P, D) each
 
-    # 3. A pair whose embeddings coincide has no difference to score
+    # 3. A pair whose embeddings coincide has no difference to score: it gets null scores and the reason
     gaps = (geometry.normalize(first) - geometry.normalize(second)).norm(dim=-1)  # (P,)
-    for i in (gaps < MIN_DIFFERENCE).nonzero().flatten().tolist():
-        raise InvalidInput(
-            f"pairs[{i}]: first and second have the same embedding (identical images?); "
-            "their difference has no direction to score"
-        )
+    scored = (gaps >= MIN_DIFFERENCE).nonzero().flatten()  # (S,)
 
-    # 4. Score every text against every pair's difference; the best is the largest |score|
-    scores = geometry.difference_scores(first, second, text_vectors)  # (P, T)
-    best = scores.abs().argmax(dim=1)  # (P,)
-    return DifferenceResponse(
-        results=[
-            DifferenceResult(scores=row, best=texts[b], reversed=row[b] < 0)
-            for row, b in zip(rows(scores), best.tolist(), strict=True)
-        ]
-    )
+    # 4. Score every text against every other pair's difference; the best is the largest |score|
+    scores = geometry.difference_scores(first[scored], second[scored], text_vectors)  # (S, T)
+    best = scores.abs().argmax(dim=1)  # (S,)
+    results = [DifferenceResult(scores=None, best=None, reversed=None, reason=NO_DIFFERENCE)] * len(pairs)
+    for i, row, b in zip(scored.tolist(), rows(scores), best.tolist(), strict=True):
+        results[i] = DifferenceResult(scores=row, best=texts[b], reversed=row[b] < 0)
+    return DifferenceResponse(results=results)

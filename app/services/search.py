@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from app.errors import InvalidInput, NotFound
 from app.images import decode_b64, media_type
 from app.index import IndexStore, NewItem, check_id
-from app.index.store import check_metadata
+from app.index.metadata import check_metadata
 from app.schemas.common import ImageInput
 from app.schemas.index import (
     AddItemsResponse,
@@ -76,7 +76,12 @@ async def delete_item(store: IndexStore, item_id: str) -> DeleteResponse:
 def get_item(store: IndexStore, item_id: str) -> IndexItem:
     check_id(item_id)
     item = store.get(item_id)
-    return IndexItem(id=item.id, metadata=item.metadata, has_source=item.source is not None)
+    return IndexItem(
+        id=item.id,
+        metadata=item.metadata,
+        has_source=item.source is not None,
+        metadata_problem=item.metadata_problem,
+    )
 
 
 async def item_image(store: IndexStore, item_id: str) -> tuple[bytes, str]:
@@ -178,7 +183,14 @@ async def search(
     parts = contributions(vectors, weights, hit_vectors).tolist()  # (H, T)
     return SearchResponse(
         hits=[
-            SearchHit(id=h.id, score=h.score, metadata=h.metadata, contributions=parts[j]) for j, h in enumerate(hits)
+            SearchHit(
+                id=h.id,
+                score=h.score,
+                metadata=h.metadata,
+                metadata_problem=h.metadata_problem,
+                contributions=parts[j],
+            )
+            for j, h in enumerate(hits)
         ],
         index_type=store.describe()["index_type"],
     )

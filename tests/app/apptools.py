@@ -77,3 +77,11 @@ def png_header_only(width: int, height: int) -> bytes:
         + chunk(b"IDAT", zlib.compress(b"\x00" * (1 + 3 * min(width, 64))))
         + chunk(b"IEND", b"")
     )
+
+
+def nested(depth: int) -> dict:
+    """A JSON object nested `depth` levels deep (the object itself is level 1)."""
+    value: dict = {"leaf": 1}
+    for _ in range(depth - 1):
+        value = {"in": value}
+    return value

@@ -153,3 +153,23 @@ def test_multipart_classify_reports_bad_comparatives(client):
     )
     assert response.status_code == 422
     assert "comparatives" in response.json()["detail"] and "second" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("labels", "template", "expected"),
+    [
+        # The probe's blow-up (5e11 characters if formatted; a multipart field holds at most 1 MiB)
+        (["x" * 1_000_000], "{}" * 500_000, "labels[0]: 1000000 characters; at most 1000"),
+        (["x" * 1000], "{}" * 8000, "template: 16000 characters; at most 1000"),
+        (["red", "y" * 600], "{} or {}", "prompts[1]: the template with labels[1] makes 1204 characters; at most 1000"),
+    ],
+)
+@pytest.mark.parametrize("route", ["/classify", "/classify/upload"])
+def test_template_label_and_prompt_lengths_are_checked_before_formatting(client, route, labels, template, expected):
+    if route == "/classify":
+        response = client.post(route, json={"images": [b64(shape("red"))], "labels": labels, "template": template})
+    else:
+        files = [("images", ("a.png", png(shape("red")), "image/png"))]
+        response = client.post(route, files=files, data={"labels": labels, "template": template})
+    assert response.status_code == 422, response.text[:300]
+    assert expected in response.text

@@ -8,6 +8,7 @@ import pytest
 import torch
 from apptools import b64, shape
 
+from app.client import PcclipClient
 from models import geometry
 
 TEXTS = [
@@ -46,13 +47,17 @@ def test_swapping_a_pair_flips_the_signs_and_reversed(client):
     assert forward["reversed"] != backward["reversed"]
 
 
-def test_identical_images_have_no_difference_to_score(client):
-    response = client.post(
-        "/classify/difference",
-        json={"pairs": [{"first": b64(shape("red")), "second": b64(shape("red"))}], "texts": TEXTS},
-    )
-    assert response.status_code == 422
-    assert "pairs[0]" in response.json()["detail"] and "same embedding" in response.json()["detail"]
+def test_a_pair_of_identical_images_gets_null_scores_with_the_reason_and_the_rest_are_answered(client):
+    good = [(shape("red"), shape("blue", "square")), (shape("green", scale=0.9), shape("green", scale=0.3))]
+    expected = difference(client, good)
+    api = PcclipClient(http=client)
+    results = api.classify_difference([good[0], (shape("red"), shape("red")), good[1]], TEXTS).results
+    assert [r.model_dump() for r in (results[0], results[2])] == expected
+    assert results[1].scores is None and results[1].best is None and results[1].reversed is None
+    assert "same embedding" in results[1].reason
+    assert all(r.reason is None for r in (results[0], results[2]))
+    (alone,) = difference(client, [(shape("blue"), shape("blue"))])
+    assert alone["scores"] is None and "same embedding" in alone["reason"]
 
 
 @pytest.mark.parametrize(

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 import torch
-from apptools import b64, make_settings, png, shape
+from apptools import b64, make_settings, nested, png, shape
 from PIL import Image
 
 from app.client import PcclipClient, PcclipError
 from app.images import FORMATS, media_type
 from app.index import NewItem
+from app.index.wal import Record, WriteAheadLog
 from app.main import create_app
 from models import geometry
 
@@ -37,6 +39,7 @@ def test_add_describe_get_delete(client, encoder):
         "id": "red-1",
         "metadata": {"colour": "red", "v": 2},
         "has_source": True,
+        "metadata_problem": None,
     }
     anonymous = client.post("/index/items", json={"items": [{"image": b64(shape("green"))}]}).json()["added"][0]
     assert len(anonymous) == 32 and client.delete(f"/index/items/{anonymous}").status_code == 200
@@ -159,6 +162,55 @@ def test_media_types_are_read_from_the_file_signature(kind):
     shape("red").save(buffer, kind)
     assert media_type(buffer.getvalue()) == Image.MIME[kind]
     assert media_type(b"not an image") == "application/octet-stream"
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        (json.dumps(nested(300)), "nested more than 32 levels deep"),
+        (json.dumps(nested(33)), "nested more than 32 levels deep"),
+        ('{"x": NaN}', "NaN"),
+        ('{"x": [1, Infinity]}', "Infinity"),
+        ('{"x": {"y": -Infinity}}', "-Infinity"),
+        ('{"x": 1e999}', "Infinity"),
+    ],
+)
+def test_metadata_is_checked_completely_at_the_door(client, metadata, expected):
+    image = json.dumps(b64(shape("red")))
+    body = f'{{"items": [{{"id": "a", "image": {image}, "metadata": {metadata}}}]}}'
+    response = client.post("/index/items", content=body.encode(), headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert "items[0].metadata" in response.text and expected in response.text
+    assert client.get("/index").json()["size"] == 0
+    search = f'{{"terms": [{{"text": "red"}}], "filter": {metadata}}}'
+    response = client.post("/search", content=search.encode(), headers={"content-type": "application/json"})
+    assert response.status_code == 422 and "filter" in response.text and expected in response.text
+
+
+def test_metadata_at_the_limits_is_kept_and_served(client):
+    add(client, ("deep", shape("red"), nested(32)))
+    assert client.get("/index/items/deep").json()["metadata"] == nested(32)
+    (hit,) = client.post("/search", json={"terms": [{"text": "red"}]}).json()["hits"]
+    assert hit["metadata"] == nested(32) and hit["metadata_problem"] is None
+
+
+def test_metadata_an_index_already_holds_against_the_rules_is_served_with_its_problem(make_client, encoder, tmp_path):
+    """An item an older server accepted (nested 300 deep: pydantic cannot serialize it), in the
+    log in the real record format: reads and searches that meet it answer 200, never 500."""
+    client = make_client(index_dir=tmp_path)
+    add(client, ("fine", shape("red"), {"colour": "red"}))
+    client.__exit__(None, None, None)
+    wal = WriteAheadLog(next(tmp_path.glob("wal-*.log")))
+    wal.append([Record(2, "put", "deep", nested(300), None, encoder.encode_images([shape("blue")])[0].numpy())])
+    wal.close()
+
+    again = make_client(index_dir=tmp_path)
+    item = again.get("/index/items/deep")
+    assert item.status_code == 200, item.text
+    assert item.json()["metadata"] == {} and "nested more than 32 levels deep" in item.json()["metadata_problem"]
+    found = again.post("/search", json={"terms": [{"text": "blue"}], "k": 2})
+    assert found.status_code == 200, found.text
+    assert {h["id"]: h["metadata_problem"] is None for h in found.json()["hits"]} == {"fine": True, "deep": False}
+    assert again.get("/index").json()["metadata_problems"] == 1
+    assert PcclipClient(http=again).index_item("deep").metadata_problem == item.json()["metadata_problem"]
 
 
 def test_the_index_survives_a_restart_and_another_model_is_refused(make_client, encoder, tmp_path):

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from app.commands import index_app
 from app.index import IndexMismatch, IndexStore
 from app.index.build import build_index, folder_images, item_id_for, rebuild_index
+from app.index.wal import Record, WriteAheadLog
 
 
 @pytest.fixture
@@ -73,6 +74,21 @@ def test_rebuild_stops_when_sources_are_gone(folder, tmp_path, encoder):
         assert len(store) == 3
     summary = rebuild_index(index_dir, Renamed(encoder, "e" * 64), drop_missing=True, progress=False)
     assert summary.size == 2 and summary.failed == ["red.png"]
+
+
+def test_rebuild_says_which_items_lose_metadata_that_breaks_the_rules(folder, tmp_path, encoder):
+    index_dir = tmp_path / "index"
+    with IndexStore.open(index_dir, fingerprint=encoder.fingerprint, embed_dim=encoder.embed_dim) as store:
+        build_index(store, encoder, folder_images(folder)[2:3], progress=False)  # red.png
+        vector = store.get("red.png").vector
+    wal = WriteAheadLog(next(index_dir.glob("wal-*.log")))  # an older server's write
+    wal.append([Record(2, "put", "nan", {"x": float("nan")}, f"path:{folder / 'red.png'}", vector)])
+    wal.close()
+    summary = rebuild_index(index_dir, Renamed(encoder, "e" * 64), progress=False)
+    assert summary.size == 2 and summary.metadata_dropped == ["nan"]
+    assert "1 lost metadata that breaks the rules (nan)" in summary.line()
+    with IndexStore.open(index_dir, fingerprint="e" * 64) as store:
+        assert store.get("nan").metadata == {} and store.get("nan").metadata_problem is None
 
 
 def test_the_commands_are_wired(folder, tmp_path, encoder, monkeypatch):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import threading
 import time
@@ -9,10 +11,11 @@ import time
 import faiss
 import numpy as np
 import pytest
+from apptools import nested
 
 from app.errors import InvalidInput, NotFound, StorageFull
 from app.index import AnnParams, IndexBusy, IndexMismatch, IndexStore, NewItem
-from app.index.wal import HEADER, read_records
+from app.index.wal import HEADER, Record, WriteAheadLog, read_records
 
 DIM = 16
 faiss.omp_set_num_threads(1)
@@ -139,6 +142,76 @@ def test_bad_vectors_and_metadata_are_refused(tmp_path, rng):
         with pytest.raises(InvalidInput, match="JSON object"):
             store.put([NewItem("a", unit(rng)[0], metadata=[1, 2])])  # type: ignore[arg-type]
         assert len(store) == 0
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        (nested(33), "nested more than 32 levels deep"),
+        ({"x": float("nan")}, "NaN"),
+        ({"x": [1, {"y": float("-inf")}]}, "-Infinity"),
+        ({1: "one"}, "keys must be strings"),
+        ({"x": {1, 2}}, "not JSON"),
+        ({"x": "\ud800"}, "unpaired surrogate"),
+    ],
+)
+def test_metadata_breaking_the_rules_is_refused_by_the_store(tmp_path, rng, metadata, expected):
+    with open_store(tmp_path) as store:
+        with pytest.raises(InvalidInput, match=expected):
+            store.put([NewItem("a", unit(rng)[0], metadata)])
+        store.put([NewItem("b", unit(rng)[0], nested(32))])
+        assert len(store) == 1 and store.get("b").metadata == nested(32)
+
+
+def test_metadata_the_index_already_holds_against_the_rules_is_withheld_and_reported(tmp_path, rng):
+    """Items an older server stored (log records in the real format): each is served with empty
+    metadata and the problem, never a failure; the stored metadata stays on disk; replacing or
+    deleting the item clears it."""
+    vectors = unit(rng, 4)
+    with open_store(tmp_path) as store:
+        store.put([NewItem("fine", vectors[0], {"colour": "red"})])
+    held = {"deep": nested(300), "nan": {"colour": "red", "x": float("nan")}, "list": [1, 2]}
+    wal = WriteAheadLog(next(tmp_path.glob("wal-*.log")))
+    wal.append(
+        [Record(2 + i, "put", item_id, value, None, vectors[1 + i]) for i, (item_id, value) in enumerate(held.items())]
+    )
+    wal.close()
+
+    for source in ("log", "snapshot", "snapshot of an older server"):  # the first open replays the log
+        if source == "snapshot of an older server":
+            rewrite_items_as_before_the_rules(tmp_path)
+        with open_store(tmp_path) as store:
+            assert store.describe()["metadata_problems"] == 3, source
+            assert store.get("fine").metadata == {"colour": "red"} and store.get("fine").metadata_problem is None
+            assert all(store.get(item_id).metadata == {} for item_id in held)
+            assert "nested more than 32 levels deep" in store.get("deep").metadata_problem
+            assert "NaN" in store.get("nan").metadata_problem
+            assert "must be a JSON object" in store.get("list").metadata_problem
+            hits = store.search(vectors[1], 4)
+            assert {h.id for h in hits} == {"fine", *held}
+            assert all((h.metadata == {}) == (h.metadata_problem is not None) for h in hits)
+            assert [h.id for h in store.search(vectors[2], 4, filter={"colour": "red"})] == ["fine"]
+        assert held["list"] in json.loads(next(tmp_path.glob("items-*.json")).read_text())["metadata"]
+
+    with open_store(tmp_path) as store:
+        store.put([NewItem("deep", vectors[1], {"colour": "blue"})])
+        store.delete("list")
+        assert store.describe()["metadata_problems"] == 1
+        assert store.get("deep").metadata == {"colour": "blue"} and store.get("deep").metadata_problem is None
+    with open_store(tmp_path) as store:  # its close compacted the rows away from under the problems
+        assert store.describe()["deleted_rows"] == 0 and store.describe()["metadata_problems"] == 1
+        assert store.get("nan").metadata_problem and store.get("fine").metadata_problem is None
+
+
+def rewrite_items_as_before_the_rules(folder) -> None:
+    """Make the snapshot's items file one written before the metadata rules (and fix its sha256)."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    path = folder / manifest["items"]
+    items = json.loads(path.read_text())
+    del items["metadata_rules"], items["withheld"]
+    path.write_text(json.dumps(items))
+    manifest["sha256"][path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
 def test_the_index_turns_approximate_beyond_the_exact_size_and_compacts(tmp_path, rng):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
 from apptools import b64, png, png_header_only, shape, solid
@@ -131,3 +132,58 @@ def test_other_formats_and_modes_are_accepted(client, encoder):
     response = embed_images(client, b64(rgba), b64(grey), b64(buffer.getvalue()))
     assert response.status_code == 200
     assert len(response.json()["image_embeddings"]) == 3
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"texts": ["\xff"]}',  # not UTF-8 at all
+        b'{"texts": ["a\xed\xa0\x80b"]}',  # CESU-8: a surrogate encoded as UTF-8 bytes
+        b'{"texts": ["a\\ud800b"]}',  # an unpaired surrogate escape
+        b'{"texts": ["\\udc00"]}',
+        b'{"texts": ["\\\\\\ud800"]}',  # an escaped backslash, then an unpaired surrogate escape
+    ],
+)
+def test_json_bodies_must_be_valid_utf8(client, body):
+    response = client.post("/embed", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert "UTF-8" in response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/classify", '{"images": [IMAGE], "labels": ["a\\ud800", "b"]}'),
+        ("/index/items", '{"items": [{"id": "s", "image": IMAGE, "metadata": {"x": "\\ud800"}}]}'),
+        ("/index/items", '{"items": [{"id": "s", "image": IMAGE, "metadata": {"\\udc00": 1}}]}'),
+    ],
+)
+def test_unpaired_surrogates_are_refused_on_every_json_route(client, path, body):
+    body = body.replace("IMAGE", json.dumps(b64(shape("red"))))
+    response = client.post(path, content=body.encode(), headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert "UTF-8" in response.text
+    assert client.get("/index").json()["size"] == 0
+
+
+def test_surrogate_pairs_and_a_leading_bom_are_valid_utf8(client):
+    for body in ('{"texts": ["smile \\ud83d\\ude00"]}', '\ufeff{"texts": ["a"]}', '{"texts": ["\\\\ud800"]}'):
+        response = client.post("/embed", content=body.encode(), headers={"content-type": "application/json"})
+        assert response.status_code == 200, (body, response.text)
+
+
+def test_every_route_with_a_json_body_parses_it_strictly():
+    """A new router without `route_class=StrictJSONRoute` would take CESU-8 and lone surrogates again."""
+    import importlib
+    import pkgutil
+
+    from fastapi.routing import APIRoute
+
+    import app.routes
+    from app.json_body import StrictJSONRoute
+
+    modules = [importlib.import_module(f"app.routes.{m.name}") for m in pkgutil.iter_modules(app.routes.__path__)]
+    routes = [route for module in modules for route in module.router.routes if isinstance(route, APIRoute)]
+    with_body = [route for route in routes if route.body_field is not None]
+    assert len(with_body) >= 10
+    assert [route.path for route in with_body if not isinstance(route, StrictJSONRoute)] == []

@@ -116,3 +116,6 @@ def test_the_document_states_this_servers_limits():
     assert schemas["GenerateRequest"]["properties"]["steps"]["maximum"] == 5
     upload = next(schema for name, schema in schemas.items() if name.startswith("Body_embed_upload"))
     assert upload["properties"]["texts"]["anyOf"][0]["maxItems"] == 7
+    assert schemas["ClassifyRequest"]["properties"]["template"]["maxLength"] == 99
+    classify_upload = next(schema for name, schema in schemas.items() if name.startswith("Body_classify_upload"))
+    assert classify_upload["properties"]["template"]["maxLength"] == 99
