@@ -22,6 +22,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -116,7 +117,10 @@ def server(args: argparse.Namespace, max_batch: int):
         "PCCLIP_QUEUE_LIMIT": "100000",
         **({"PCCLIP_TORCH_THREADS": str(args.threads)} if args.threads else {}),
     }
-    with loopback_server(settings, ready_timeout=args.ready_timeout) as running:
+    with (
+        tempfile.TemporaryDirectory(prefix="serve-index-") as index_dir,  # not the checkout's data/index
+        loopback_server({**settings, "PCCLIP_INDEX_DIR": index_dir}, ready_timeout=args.ready_timeout) as running,
+    ):
         yield running.url
 
 
