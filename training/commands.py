@@ -87,8 +87,7 @@ def evaluate(
     from training.evaluation.report import evaluate as run_evaluation
     from training.evaluation.report import headline, write_report
 
-    results = run_evaluation(model, baseline, seeds=seeds, pairs_per_seed=pairs_per_seed, device=device,
-                             progress=lambda message: typer.echo(f"  {message}", err=True))
+    results = run_evaluation(model, baseline, seeds=seeds, pairs_per_seed=pairs_per_seed, device=device)
     write_report(results, report)
     top = headline(results)
     typer.echo(
