@@ -311,6 +311,7 @@ def plot_curve(report: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     history, pairs = report["history"], report["val_pairs"]
     labels = {"train_sample": f"train (fixed sample of {pairs} pairs)", "val": f"validation ({pairs} pairs)"}
@@ -321,6 +322,7 @@ def plot_curve(report: dict[str, Any], path: Path) -> None:
             if points:
                 axis.plot(*zip(*points, strict=True), marker="o", label=label)
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.legend()
     loss_axis.set_ylabel(f"{report['config']['loss']} loss, batches of {report['eval_batch_size']} pairs")
     accuracy_axis.set_ylabel("difference accuracy: cos(f(T), d) > 0")
