@@ -63,8 +63,8 @@ WORKDIR /home/pcclip
 VOLUME ["/data/checkpoints", "/data/index", "/data/hub"]
 EXPOSE 8000
 
-# /ready is 503 until the model (and index, generator) are loaded; a big model on a cold disk
-# takes a while, hence the long start period. python + urllib: no curl in the image.
+# /ready is 503 until the model is loaded (the index and generator are reported beside it: see
+# README, Deployment); a big model on a cold disk takes a while, hence the long start period. python + urllib: no curl in the image.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=300s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/ready' % os.environ.get('PCCLIP_PORT', '8000'), timeout=8)"]
 

@@ -106,9 +106,10 @@ class PcclipClient:
     def health(self) -> HealthResponse:
         return self._get("/health", HealthResponse)
 
-    def ready(self) -> ReadyResponse:
-        """Readiness, also while not ready (503 is answered with the same body)."""
-        response = self._http.get("/ready", headers=self._headers)
+    def ready(self, require: Sequence[str] = ()) -> ReadyResponse:
+        """Readiness of the model (and of the components in `require`: "index", "generator"),
+        also while not ready (503 is answered with the same body)."""
+        response = self._http.get("/ready", params={"require": list(require)}, headers=self._headers)
         if response.status_code not in (200, 503):
             self._raise(response)
         return ReadyResponse.model_validate(response.json())

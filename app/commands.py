@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -226,9 +228,10 @@ def index_build(
     images = folder_images(folder, recursive=recursive)
     encoder = create_model(settings.model, device=settings.device)
     params = AnnParams(exact_max=settings.index_exact_max, ef_search=settings.index_ef_search)
-    with IndexStore.open(
-        settings.index_dir, fingerprint=encoder.fingerprint, embed_dim=encoder.embed_dim, params=params
-    ) as store:
+    with _index_errors("index build"), IndexStore.open(
+        settings.index_dir, fingerprint=encoder.fingerprint, embed_dim=encoder.embed_dim, params=params,
+        spec=encoder.spec,
+    ) as store:  # fmt: skip
         summary = build_index(store, encoder, images, batch_size=batch_size)
     typer.echo(f"index {settings.index_dir}: {summary.line()}")
 
@@ -249,7 +252,7 @@ def index_rebuild(
 
     settings = build_settings(model=model, device=device, index_dir=index_dir)
     encoder = create_model(settings.model, device=settings.device)
-    try:
+    with _index_errors("index rebuild"):
         summary = rebuild_index(
             settings.index_dir,
             encoder,
@@ -257,7 +260,16 @@ def index_rebuild(
             batch_size=batch_size,
             drop_missing=drop_missing,
         )
-    except RuntimeError as exc:
-        typer.echo(f"index rebuild: {exc}", err=True)
-        raise typer.Exit(1) from None
     typer.echo(f"index {settings.index_dir} re-embedded with {encoder.spec}: {summary.line()}")
+
+
+@contextmanager
+def _index_errors(command: str) -> Iterator[None]:
+    """An index that cannot be opened (busy, another model's, damaged) or rebuilt: its message, exit 1."""
+    from app.errors import ServiceError
+
+    try:
+        yield
+    except (ServiceError, RuntimeError) as exc:
+        typer.echo(f"{command}: {exc}", err=True)
+        raise typer.Exit(1) from None

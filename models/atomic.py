@@ -40,12 +40,17 @@ def write_atomic(path: Path, data: bytes | Callable[[Path], None], *, sync_dir: 
 
     The temp file is named per process and thread, so concurrent writers of one name never
     share it. `sync_dir=False` leaves the folder fsync to a caller that writes many files.
+    The file gets the permissions of any new file (0666 less the umask), also where the writer
+    creates its own with others (safetensors writes 0600).
     """
     path = Path(path)
     tmp = _temp_name(path)
     try:
         if callable(data):
+            with open(tmp, "wb") as created:  # the mode the umask gives a new file here
+                mode = os.fstat(created.fileno()).st_mode
             data(tmp)
+            os.chmod(tmp, mode)
             with open(tmp, "rb") as written:
                 os.fsync(written.fileno())
         else:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,21 +60,22 @@ class Server:
         return self.log_path.read_text(errors="replace")[-chars:]
 
 
-def wait_ready(server: Server, timeout: float) -> None:
-    """Until `/ready` answers 200; fails fast when the process exits or a component failed."""
+def wait_ready(server: Server, timeout: float, require: Sequence[str] = ("index",)) -> None:
+    """Until `/ready?require=…` answers 200 (the model, and the components in `require`); fails
+    fast when the process exits or one of those failed."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not server.alive():
             raise ServerFailed(f"server exited with {server.process.returncode}:\n{server.log_tail()}")
         try:
-            response = httpx.get(f"{server.url}/ready", timeout=5)
+            response = httpx.get(f"{server.url}/ready", params={"require": list(require)}, timeout=5)
         except httpx.TransportError:
             time.sleep(0.2)
             continue
         if response.status_code == 200:
             return
         body = response.json()
-        if any(body.get(part, {}).get("state") == "failed" for part in ("model", "index", "generator")):
+        if any(body.get(part, {}).get("state") == "failed" for part in ("model", *require)):
             raise ServerFailed(f"server not ready: {body.get('detail')}")
         time.sleep(0.2)
     raise ServerFailed(f"server not ready after {timeout:.0f} s:\n{server.log_tail()}")
@@ -82,11 +83,16 @@ def wait_ready(server: Server, timeout: float) -> None:
 
 @contextmanager
 def loopback_server(
-    settings: Mapping[str, str], *, ready_timeout: float = 600.0, wait: bool = True
+    settings: Mapping[str, str],
+    *,
+    ready_timeout: float = 600.0,
+    wait: bool = True,
+    require: Sequence[str] = ("index",),
 ) -> Iterator[Server]:
     """Start the server with these `PCCLIP_*` variables on a free 127.0.0.1 port; stop it after.
 
-    `wait=False` yields as soon as the process is started (for tests of startup itself).
+    It is yielded once ready with the components in `require` (`wait_ready`); `wait=False`
+    yields as soon as the process is started (for tests of startup itself).
     """
     port = free_port()
     inherited = {name: value for name, value in os.environ.items() if not name.startswith("PCCLIP_")}
@@ -108,7 +114,7 @@ def loopback_server(
         server = Server(f"http://127.0.0.1:{port}", process, log_path)
         try:
             if wait:
-                wait_ready(server, ready_timeout)
+                wait_ready(server, ready_timeout, require)
             yield server
         finally:
             stop(process)

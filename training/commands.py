@@ -68,10 +68,11 @@ def finetune(
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun only rank 0 reports
     last = report["history"][-1]
+    warned = f" ({len(report['warnings'])} warnings above)" if report["warnings"] else ""
     typer.echo(
         f"wrote {out}: {report['train_pairs']} train / {report['val_pairs']} val pairs, "
         f"val accuracy {report['history'][0].get('val_accuracy', float('nan')):.3f} → "
-        f"{last.get('val_accuracy', float('nan')):.3f} in {report['seconds'] / 60:.1f} min"
+        f"{last.get('val_accuracy', float('nan')):.3f} in {report['seconds'] / 60:.1f} min{warned}"
     )
 
 
@@ -113,8 +114,7 @@ def evaluate(
     from training.evaluation.report import evaluate as run_evaluation
     from training.evaluation.report import headline, write_report
 
-    results = run_evaluation(model, baseline, seeds=seeds, pairs_per_seed=pairs_per_seed, device=device,
-                             progress=lambda message: typer.echo(f"  {message}", err=True))
+    results = run_evaluation(model, baseline, seeds=seeds, pairs_per_seed=pairs_per_seed, device=device)
     write_report(results, report)
     top = headline(results)
     typer.echo(

@@ -39,6 +39,9 @@ STATE_FOOTER = struct.Struct("<32sQ8s")
 STATE_MAGIC = b"PCSTATE1"
 # Settings a resumed run may change: more epochs, and how the result is exported.
 RESUME_MAY_CHANGE = ("epochs", "wise_alpha", "export_dtype")
+# Fewer validation pairs than this and accuracy moves in steps of over 2 points, with a standard
+# error of up to 7: a run's before → after then says little.
+MIN_VAL_PAIRS = 50
 
 
 @dataclass(frozen=True)
@@ -162,21 +165,59 @@ def train_one_epoch(
     return distributed.mean(sum(losses) / max(1, len(losses)), worker)
 
 
+def data_warnings(train_pairs: int, val_pairs: int, config: FinetuneConfig) -> list[str]:
+    """What would make a run's numbers mean little, said before it starts."""
+    found = []
+    if config.batch_size > train_pairs:
+        found.append(
+            f"the batch of {config.batch_size} pairs exceeds the {train_pairs} training pairs, so each epoch is "
+            "a single optimizer step; use more pairs or a smaller --batch-size"
+        )
+    if config.val_fraction > 0 and val_pairs < MIN_VAL_PAIRS:
+        found.append(
+            f"validation holds {val_pairs} pairs (both images among the {config.val_fraction:.0%} held out; pairs "
+            f"across the split are dropped), fewer than {MIN_VAL_PAIRS}: its accuracy says little; use more pairs "
+            "or a larger --val-fraction"
+        )
+    return found
+
+
+def eval_batch_size(config: FinetuneConfig, val: PairData) -> int:
+    """Pairs per chunk of both evaluation losses (in-batch InfoNCE grows with the batch, so the
+    train-sample and validation curves compare only at one size): the training batch, or the
+    validation set when it is smaller."""
+    return max(2, min(config.batch_size, len(val))) if len(val) else config.batch_size
+
+
+def train_sample(train: PairData, size: int, seed: int) -> PairData:
+    """A fixed random sample of `size` training pairs, measured like the validation set every epoch."""
+    rows = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:size]
+    return PairData(train.tokens[rows], train.differences[rows])
+
+
 @torch.no_grad()
-def evaluate(encoder: Encoder, data: PairData, config: FinetuneConfig) -> dict[str, float]:
-    """Validation loss and difference-classification accuracy (cos(f(T), d) > 0)."""
+def evaluate(encoder: Encoder, data: PairData, config: FinetuneConfig, batch: int) -> dict[str, float]:
+    """Loss (mean over chunks of `batch` pairs, eval mode) and difference-classification
+    accuracy (cos(f(T), d) > 0) of `data`."""
     if len(data) == 0:
         return {}
     encoder.model.eval()
     texts = torch.cat([encode_texts_train(encoder, chunk) for chunk in data.tokens.split(256)]).cpu()
     scores = (texts * data.differences).sum(dim=1)
-    batch = min(len(data), config.batch_size)
     losses = [
         pair_loss(texts[i:i + batch], data.differences[i:i + batch], config.loss, config.tau).item()
         for i in range(0, len(data) - 1, batch)
         if min(batch, len(data) - i) >= 2
     ]
-    return {"val_loss": sum(losses) / max(1, len(losses)), "val_accuracy": (scores > 0).float().mean().item()}
+    return {"loss": sum(losses) / max(1, len(losses)), "accuracy": (scores > 0).float().mean().item()}
+
+
+def measure(encoder: Encoder, val: PairData, probe: PairData, config: FinetuneConfig) -> dict[str, float]:
+    """The epoch's comparable figures: validation and the fixed train sample, at one batch size."""
+    batch = eval_batch_size(config, val)
+    row = {f"val_{key}": value for key, value in evaluate(encoder, val, config, batch).items()}
+    row.update({f"train_sample_{key}": value for key, value in evaluate(encoder, probe, config, batch).items()})
+    return row
 
 
 def wise_average(finetuned: dict[str, torch.Tensor], base: dict[str, torch.Tensor], alpha: float):
@@ -211,17 +252,22 @@ def _run(config: FinetuneConfig, out: Path, cache_dir: Path, device: str, worker
     distributed.barrier(worker)
     if not worker.main:
         train, val = build_data(encoder, config, cache_dir)
+    warnings = data_warnings(len(train), len(val), config)
+    if worker.main:
+        for warning in warnings:
+            tqdm.write(f"warning: {warning}")
+    probe = train_sample(train, len(val), config.seed)  # as many pairs as validation (none without it)
     parameters = freeze_all_but_text_blocks(encoder.model)
     optimizer, scheduler = build_optimizer(parameters, config)
     history: list[dict[str, float]] = []
     start_epoch = _resume(saved, out / STATE_FILE, encoder, optimizer, scheduler, history)
     started = time.monotonic()
     if start_epoch == 0:
-        history.append({"epoch": 0, **evaluate(encoder, val, config)})
+        history.append({"epoch": 0, **measure(encoder, val, probe, config)})
     for epoch in range(start_epoch, config.epochs):
         train_loss = train_one_epoch(encoder, train, optimizer, config, epoch, worker)
         scheduler.step()
-        history.append({"epoch": epoch + 1, "train_loss": train_loss, **evaluate(encoder, val, config)})
+        history.append({"epoch": epoch + 1, "train_loss": train_loss, **measure(encoder, val, probe, config)})
         distributed.check_in_sync(parameters, worker)
         if worker.main:
             tqdm.write(_epoch_line(history[-1]))
@@ -231,6 +277,8 @@ def _run(config: FinetuneConfig, out: Path, cache_dir: Path, device: str, worker
         "config": asdict(config),
         "train_pairs": len(train),
         "val_pairs": len(val),
+        "eval_batch_size": eval_batch_size(config, val),
+        "warnings": warnings,
         "workers": worker.world,
         "history": history,
         "seconds": round(time.monotonic() - started, 1),
@@ -251,25 +299,33 @@ def export(
         dtype=getattr(torch, config.export_dtype),
     )
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    plot_curve(report["history"], out / "curve.png")
+    plot_curve(report, out / "curve.png")
     return out
 
 
-def plot_curve(history: list[dict[str, float]], path: Path) -> None:
+def plot_curve(report: dict[str, Any], path: Path) -> None:
+    """Loss and accuracy per epoch of the validation pairs and of an equally large fixed sample
+    of training pairs, both measured alike (eval mode, one batch size). The running training
+    loss (dropout on, the training batch) is in the report, not here: it does not compare."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
+    history, pairs = report["history"], report["val_pairs"]
+    labels = {"train_sample": f"train (fixed sample of {pairs} pairs)", "val": f"validation ({pairs} pairs)"}
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(9, 3.5))
-    for key, axis in (("train_loss", loss_axis), ("val_loss", loss_axis), ("val_accuracy", accuracy_axis)):
-        points = [(row["epoch"], row[key]) for row in history if key in row]
-        if points:
-            axis.plot(*zip(*points, strict=True), marker="o", label=key.replace("_", " "))
-    loss_axis.set_xlabel("epoch")
-    loss_axis.legend()
-    accuracy_axis.set_xlabel("epoch")
-    accuracy_axis.set_ylabel("difference accuracy (held-out pairs)")
+    for axis, metric in ((loss_axis, "loss"), (accuracy_axis, "accuracy")):
+        for subset, label in labels.items():
+            points = [(row["epoch"], row[f"{subset}_{metric}"]) for row in history if f"{subset}_{metric}" in row]
+            if points:
+                axis.plot(*zip(*points, strict=True), marker="o", label=label)
+        axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.legend()
+    loss_axis.set_ylabel(f"{report['config']['loss']} loss, batches of {report['eval_batch_size']} pairs")
+    accuracy_axis.set_ylabel("difference accuracy: cos(f(T), d) > 0")
     accuracy_axis.axhline(0.5, color="grey", linestyle=":", linewidth=1)
     figure.tight_layout()
     figure.savefig(path, dpi=100)

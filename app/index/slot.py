@@ -19,7 +19,8 @@ State = Literal["loading", "ready", "failed"]
 
 class IndexSlot:
     """States: "loading" (waiting for the model, or replaying the log) → "ready", or "failed"
-    with the reason (e.g. built by another model, or open in another process)."""
+    with the reason (e.g. built by another model, or open in another process). The model API
+    serves whatever the index's state; the index routes answer 503 with `detail` until "ready"."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -39,6 +40,7 @@ class IndexSlot:
                 embed_dim=encoder.embed_dim,
                 params=AnnParams(exact_max=settings.index_exact_max, ef_search=settings.index_ef_search),
                 snapshot_every=settings.index_snapshot_every,
+                spec=encoder.spec,
             )
         except ServiceError as exc:
             log.error("index %s not opened: %s", settings.index_dir, exc.message)
@@ -59,7 +61,7 @@ class IndexSlot:
     @property
     def detail(self) -> str | None:
         if self.state == "loading":
-            return f"index {self.settings.index_dir} opens once the model is loaded"
+            return f"index {self.settings.index_dir} is not open yet (it opens once the model is loaded)"
         if self.state == "failed":
             return f"index {self.settings.index_dir} unavailable: {self.error}"
         return None

@@ -42,6 +42,7 @@ import json
 import logging
 import math
 import re
+import shlex
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -187,11 +188,13 @@ class IndexStore:
         embed_dim: int | None = None,
         params: ann.AnnParams | None = None,
         snapshot_every: int = 10_000,
+        spec: str | None = None,
     ) -> IndexStore:
         """Open (or create) the index at `directory` for the model with `fingerprint`.
 
-        Raises `IndexMismatch` when it was built by another model, `IndexBusy` when another
-        process has it open, `IndexCorrupt` when a file of it is damaged or missing.
+        Raises `IndexMismatch` when it was built by another model (its message gives the
+        `pcclip index rebuild` command for the model `spec`), `IndexBusy` when another process
+        has it open, `IndexCorrupt` when a file of it is damaged or missing.
         `fingerprint=None` opens an existing index whatever its model (for `pcclip index rebuild`).
         """
         directory = Path(directory)
@@ -202,7 +205,10 @@ class IndexStore:
             fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             lock_file.close()
-            raise IndexBusy(f"index {directory} is open in another process") from None
+            raise IndexBusy(
+                f"index {directory} is open in another process (one process owns an index folder): "
+                "stop that process, or give this one a folder of its own (PCCLIP_INDEX_DIR, --index-dir)"
+            ) from None
         try:
             manifest = _read_manifest(directory)
             if manifest is None:
@@ -210,7 +216,7 @@ class IndexStore:
                     raise NotFound(f"no index at {directory}")
                 manifest = {"format": FORMAT, "fingerprint": fingerprint, "embed_dim": embed_dim, "seq": 0}
                 write_atomic(directory / "manifest.json", json.dumps(manifest).encode())
-            _check_stamp(directory, manifest, fingerprint, embed_dim)
+            _check_stamp(directory, manifest, fingerprint, embed_dim, spec)
             store = cls(
                 directory,
                 fingerprint=manifest["fingerprint"],
@@ -765,15 +771,20 @@ def _read_manifest(directory: Path) -> dict[str, Any] | None:
     return manifest
 
 
-def _check_stamp(directory: Path, manifest: dict[str, Any], fingerprint: str | None, embed_dim: int | None) -> None:
+def _check_stamp(
+    directory: Path, manifest: dict[str, Any], fingerprint: str | None, embed_dim: int | None, spec: str | None
+) -> None:
     if fingerprint is None:
         return
     if manifest["fingerprint"] != fingerprint or (embed_dim is not None and int(manifest["embed_dim"]) != embed_dim):
+        rebuild = shlex.join(
+            ["pcclip", "index", "rebuild", "--index-dir", str(directory.absolute()), "--model", spec or "SPEC"]
+        )
         raise IndexMismatch(
             f"index {directory} was built by model {manifest['fingerprint'][:12]} "
-            f"(embed dim {manifest['embed_dim']}); the served model is {fingerprint[:12]} (embed dim {embed_dim}). "
-            f"Run `pcclip index rebuild --index-dir {directory}` to re-embed it with this model, "
-            "or point PCCLIP_INDEX_DIR elsewhere."
+            f"(embed dim {manifest['embed_dim']}); the served model is {spec or 'another'} ({fingerprint[:12]}, "
+            f"embed dim {embed_dim}). To re-embed it with this model, run `{rebuild}` (while no process has "
+            "the folder open), then restart what refused it; or point PCCLIP_INDEX_DIR at another folder."
         )
 
 

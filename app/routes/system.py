@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -22,22 +24,41 @@ async def health() -> HealthResponse:
     return HealthResponse()
 
 
+Component = Literal["index", "generator"]
+READY_DESCRIPTION = """\
+200 once the model is loaded: the model endpoints serve. The index and the generator are
+reported beside it (`state` and, when not ready, `detail` with the reason and what to do) and do
+not make the server unready: an index of another model, or one held by another process, leaves
+the model API serving and only `/index…`, `/search` and `/rank` with ids answering 503.
+`?require=index` (and/or `require=generator`) makes those count too, e.g. as the health check of
+the replica that owns the index.
+"""
+
+
 @router.get(
     "/ready",
     response_model=ReadyResponse,
-    summary="Everything needed to serve is loaded",
+    summary="The model is loaded (and the components asked for in `require`)",
+    description=READY_DESCRIPTION,
     responses={503: {"model": ReadyResponse, "description": "Not ready; `detail` says why."}},
 )
-async def ready(slot: SlotDep, index: IndexSlotDep, generator: GeneratorSlotDep) -> JSONResponse:
-    # An index that cannot open (e.g. built by another model) keeps the server unready, with the reason.
-    body = ReadyResponse(
-        # Generation counts only where it was configured (PCCLIP_SDXL_MODEL): "unavailable" is fine.
-        ready=slot.state == "ready" and index.state == "ready" and generator.state in ("ready", "unavailable"),
-        model=ComponentState(state=slot.state, detail=slot.detail),
-        index=ComponentState(state=index.state, detail=index.detail),
-        generator=ComponentState(state=generator.state, detail=generator.detail),
-        detail=slot.detail or index.detail or (generator.detail if generator.state in ("loading", "failed") else None),
-    )
+async def ready(
+    slot: SlotDep,
+    index: IndexSlotDep,
+    generator: GeneratorSlotDep,
+    require: Annotated[
+        list[Component] | None, Query(description="Components that must be ready too (repeatable).")
+    ] = None,
+) -> JSONResponse:
+    components = {
+        "model": ComponentState(state=slot.state, detail=slot.detail),
+        "index": ComponentState(state=index.state, detail=index.detail),
+        "generator": ComponentState(state=generator.state, detail=generator.detail),
+    }
+    waiting = [
+        components[name] for name in ("model", *dict.fromkeys(require or ())) if components[name].state != "ready"
+    ]
+    body = ReadyResponse(ready=not waiting, **components, detail=waiting[0].detail if waiting else None)
     return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
 
 

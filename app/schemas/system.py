@@ -15,18 +15,25 @@ class HealthResponse(ResponseModel):
 
 
 class ComponentState(ResponseModel):
-    state: Literal["loading", "ready", "failed", "unavailable"]
-    detail: str | None = Field(None, description="Why the component is not ready.")
+    state: Literal["loading", "ready", "failed", "unavailable"] = Field(
+        description="`failed`: cannot be served (the reason and what to do are in `detail`); "
+        "`unavailable`: not configured."
+    )
+    detail: str | None = Field(None, description="Why the component is not ready, and what to do.")
 
 
 class ReadyResponse(ResponseModel):
-    ready: bool
+    ready: bool = Field(description="The model is loaded (and each component named in `require` is ready).")
     model: ComponentState
-    index: ComponentState | None = Field(None, description="The search index (`PCCLIP_INDEX_DIR`).")
-    generator: ComponentState | None = Field(
-        None, description="SDXL generation (`PCCLIP_SDXL_MODEL`); `unavailable` when not configured."
+    index: ComponentState | None = Field(
+        None, description="The search index (`PCCLIP_INDEX_DIR`); counts only with `require=index`."
     )
-    detail: str | None = Field(None, description="Summary of what is not ready.")
+    generator: ComponentState | None = Field(
+        None,
+        description="SDXL generation (`PCCLIP_SDXL_MODEL`); `unavailable` when not configured; "
+        "counts only with `require=generator`.",
+    )
+    detail: str | None = Field(None, description="Why `ready` is false: the first component that is not ready.")
 
 
 class Capabilities(ResponseModel):

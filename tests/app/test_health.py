@@ -9,6 +9,7 @@ import pytest
 from apptools import make_settings
 
 from app.generation.slot import UNSET_REASON
+from app.index import IndexStore
 from app.main import create_app
 
 
@@ -96,3 +97,23 @@ def test_metrics_count_requests_by_route_and_status_and_batches(client):
     assert 'pcclip_batch_size_count{kind="text"} 2.0' in text
     assert "pcclip_queue_depth 0.0" in text
     assert 'pcclip_request_duration_seconds_count{method="POST",route="/embed"} 3.0' in text
+
+
+def test_ready_counts_the_index_and_generator_only_when_required(make_client, encoder, tmp_path):
+    held = IndexStore.open(tmp_path, fingerprint=encoder.fingerprint, embed_dim=encoder.embed_dim)  # another owner
+    try:
+        client = make_client(index_dir=str(tmp_path))
+        ready = client.get("/ready")
+        assert ready.status_code == 200 and ready.json()["ready"] is True and ready.json()["detail"] is None
+        assert ready.json()["index"]["state"] == "failed"
+        assert "open in another process" in ready.json()["index"]["detail"]
+        for require, words in (("index", "open in another process"), ("generator", "PCCLIP_SDXL_MODEL")):
+            required = client.get("/ready", params={"require": require})
+            assert required.status_code == 503 and required.json()["ready"] is False
+            assert words in required.json()["detail"]
+        both = client.get("/ready", params=[("require", "generator"), ("require", "index")])
+        assert both.status_code == 503 and "PCCLIP_SDXL_MODEL" in both.json()["detail"]  # the first named
+        unknown = client.get("/ready", params={"require": "everything"})
+        assert unknown.status_code == 422 and "require" in unknown.text
+    finally:
+        held.close()

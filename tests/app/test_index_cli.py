@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import shlex
+
 import numpy as np
 import pytest
 from apptools import shape
@@ -100,3 +103,18 @@ def test_the_commands_are_wired(folder, tmp_path, encoder, monkeypatch):
     assert "2 added" not in result.output and "3 added, 0 already indexed, 1 failed" in result.output
     result = runner.invoke(index_app, ["rebuild", *args])
     assert result.exit_code == 0 and "re-embedded" in result.output and "3 added" in result.output
+
+
+def test_an_index_that_cannot_be_opened_is_a_message_with_a_command_that_works(folder, tmp_path, encoder):
+    index_dir = tmp_path / "index"
+    args = ["--index-dir", str(index_dir), "--model", "tiny-base", "--device", "cpu"]
+    with IndexStore.open(index_dir, fingerprint="f" * 64, embed_dim=encoder.embed_dim):  # another model's, held
+        busy = CliRunner().invoke(index_app, ["build", str(folder), *args])
+    assert busy.exit_code == 1 and "open in another process" in busy.output, busy.output
+    refused = CliRunner().invoke(index_app, ["build", str(folder), *args])
+    assert refused.exit_code == 1 and "built by model ffffffffffff" in refused.output, refused.output
+    (hint,) = re.findall(r"`pcclip index (rebuild [^`]*)`", refused.output.replace("\n", " "))
+    assert hint == f"rebuild --index-dir {index_dir} --model tiny-base"
+    rebuilt = CliRunner().invoke(index_app, [*shlex.split(hint), "--device", "cpu"])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert CliRunner().invoke(index_app, ["build", str(folder), *args]).exit_code == 0

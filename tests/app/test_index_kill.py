@@ -78,7 +78,7 @@ def wait_ready(base: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{base}/ready", timeout=5).status_code == 200:
+            if httpx.get(f"{base}/ready", params={"require": "index"}, timeout=5).status_code == 200:
                 return
         except httpx.TransportError:
             pass

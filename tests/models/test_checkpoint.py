@@ -1,4 +1,6 @@
 import json
+import os
+import stat
 
 import pytest
 import torch
@@ -79,3 +81,19 @@ def test_loading_a_checkpoint_changes_text_but_not_image_embeddings(checkpoint_d
     assert torch.equal(finetuned.encode_images(images), encoder.encode_images(images))
     texts = ["a small red circle"]
     assert not torch.allclose(finetuned.encode_texts(texts), encoder.encode_texts(texts))
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_checkpoint_files_get_the_permissions_of_a_new_file(tmp_path, encoder, umask):
+    """Every file of a checkpoint is created like any new file (0666 less the umask). safetensors
+    writes its own file 0600, which made the weights unreadable to a server under another user."""
+    previous = os.umask(umask)
+    try:
+        folder = save_checkpoint(
+            tmp_path / "ckpt", trained_copy(encoder), base="tiny-base", base_fingerprint=encoder.fingerprint,
+            training={},
+        )  # fmt: skip
+    finally:
+        os.umask(previous)
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in folder.iterdir()}
+    assert modes == {name: 0o666 & ~umask for name in ("metadata.json", "text_tower.safetensors")}

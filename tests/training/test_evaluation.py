@@ -99,3 +99,19 @@ def test_recall_at_k_on_a_known_similarity_matrix():
     # query 0: right item best; query 1: right item third; query 2: right item last of 3
     similarity = torch.tensor([[0.9, 0.1, 0.2], [0.8, 0.5, 0.7], [0.9, 0.8, 0.1]])
     assert recall_at(similarity, ks=(1, 2, 3)) == pytest.approx({"R@1": 1 / 3, "R@2": 1 / 3, "R@3": 1.0})
+
+
+def test_eval_shows_one_progress_bar_over_every_step(capsys):
+    """`pcclip eval` runs for minutes: a bar counts each task × seed and each probe and metric."""
+    from training.evaluation.report import evaluate
+    from training.probes import PROBE_COLORS, scene_probe
+
+    labels = [f"{colour} shape" for colour in PROBE_COLORS]
+    probe = scene_probe("scene colour (4)", "color", PROBE_COLORS, labels, n=8, seed=0, template="A photo of a {}")
+    results = evaluate(
+        "tiny-base", "tiny-base", seeds=2, pairs_per_seed=2, device="cpu", tasks={"size": TASKS["size"]}, probes=[probe]
+    )
+    bar = capsys.readouterr().err
+    steps = 1 * 2 + 2 * (1 + 3)  # task × seeds, then per model: the probe, comparative, retrieval, geometry
+    assert "pcclip eval" in bar and f"{steps}/{steps}" in bar and "baseline: geometry" in bar
+    assert list(results["zero_shot"]["model"]) == [probe.name] and list(results["difference"]) == ["size"]

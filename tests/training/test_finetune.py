@@ -141,3 +141,43 @@ def test_two_process_data_parallel_run_under_torchrun(pairs_file, tmp_path):
     report = json.loads((tmp_path / "ddp" / "report.json").read_text())
     assert report["workers"] == 2
     assert load_checkpoint(tmp_path / "ddp").base == "tiny-base"
+
+
+def test_a_run_too_small_to_mean_anything_says_so(pairs_file, tmp_path, capsys):
+    """The README's old quick start in small: a batch larger than the training pairs (one step
+    per epoch) and a validation set of a few pairs, which the run used to report without a word."""
+    config = finetune.FinetuneConfig(pairs=str(pairs_file), base="tiny-base", epochs=1, batch_size=512)
+    report = finetune.run(config, tmp_path / "run", cache_dir=tmp_path / "cache", device="cpu")
+    assert report["train_pairs"] < 512 and report["val_pairs"] < finetune.MIN_VAL_PAIRS
+    assert len(report["warnings"]) == 2
+    batch, validation = report["warnings"]
+    assert f"exceeds the {report['train_pairs']} training pairs" in batch and "--batch-size" in batch
+    assert f"validation holds {report['val_pairs']} pairs" in validation and "--val-fraction" in validation
+    printed = capsys.readouterr()
+    assert f"warning: {batch}" in printed.out + printed.err
+
+
+def test_a_sound_run_is_not_warned_about(pairs_file):
+    config = finetune.FinetuneConfig(pairs=str(pairs_file), batch_size=128, val_fraction=0.2)
+    assert finetune.data_warnings(train_pairs=2000, val_pairs=120, config=config) == []
+    assert len(finetune.data_warnings(train_pairs=100, val_pairs=120, config=config)) == 1
+
+
+def test_the_curve_compares_losses_measured_alike(config, tmp_path, monkeypatch):
+    """Both loss curves are per-chunk means at one batch size, in eval mode: the validation pairs
+    and a fixed sample of as many training pairs (not the running loss at the training batch)."""
+    import matplotlib.figure
+
+    drawn = {}
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda figure, path, **_: drawn.update(axes=figure.axes))
+    report = finetune.run(config, tmp_path / "run", cache_dir=tmp_path / "cache", device="cpu")
+    pairs, batch = report["val_pairs"], report["eval_batch_size"]
+    assert batch == min(config.batch_size, pairs) and pairs < config.batch_size  # the case that differed
+    loss_axis, accuracy_axis = drawn["axes"]
+    for axis, metric in ((loss_axis, "loss"), (accuracy_axis, "accuracy")):
+        curves = {line.get_label(): list(line.get_ydata()) for line in axis.get_lines() if line.get_label()[0] != "_"}
+        assert curves == {
+            f"train (fixed sample of {pairs} pairs)": [row[f"train_sample_{metric}"] for row in report["history"]],
+            f"validation ({pairs} pairs)": [row[f"val_{metric}"] for row in report["history"]],
+        }
+    assert loss_axis.get_ylabel() == f"infonce loss, batches of {batch} pairs"

