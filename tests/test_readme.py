@@ -5,8 +5,10 @@ A block is marked by an HTML comment on the line before its fence:
     <!-- readme-test: api -->                          run here, against a loopback server
     <!-- readme-test: skip, needs a Docker engine -->  not run: this machine has no Docker engine
 
-Every block that calls the API (curl to `localhost:8000`) must be marked `api`; a `skip` is accepted only
-for a block that does need Docker. The server is what `make serve` starts (the default model),
+Every block that calls the API (a line that names `localhost:8000` outside a comment: curl, or a
+Python client's base URL) must be marked `api`, and its curl calls must use `--fail-with-body`, so an
+HTTP error fails the block; a `skip` is accepted only for a block that does need Docker. The server
+is what `make serve` starts (the default model),
 on a free port in place of 8000; the blocks run in the repository root with the shell's PATH
 minus this interpreter's folder, as in a fresh shell on a fresh clone (no virtualenv active).
 """
@@ -25,7 +27,8 @@ from quality.server import loopback_server
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"^(?:<!-- readme-test: (?P<mark>[^>]*?) -->\n)?```sh\n(?P<body>.*?)^```$", re.M | re.S)
 API = "localhost:8000"  # where `make serve` listens
-CALLS_API = re.compile(r"^\s*(?:\S+=\S+\s+)*(?:curl|http|wget)\b.*" + re.escape(API), re.M)
+CALLS_API = re.compile(r"^[^#\n]*" + re.escape(API), re.M)  # named before any comment on its line
+ERROR_BODY = re.compile(r'"(?:detail|error)"\s*:')  # the native and the /v1 error bodies
 
 
 def readme_blocks() -> list[tuple[str | None, str]]:
@@ -39,6 +42,8 @@ def test_api_blocks_are_marked_and_every_skip_needs_docker():
     for mark, body in blocks:
         if CALLS_API.search(body):
             assert mark == "api", f"README block calls the API but is not marked `readme-test: api`:\n{body}"
+            unchecked = body.count("curl ") - body.count("curl -s --fail-with-body ")
+            assert unchecked == 0, f"curl without --fail-with-body:\n{body}"
         if mark is not None and mark != "api":
             assert mark == "skip, needs a Docker engine", mark
             assert re.search(r"^\s*docker ", body, re.M), f"marked as needing Docker, but runs no docker:\n{body}"
@@ -74,5 +79,7 @@ def test_api_blocks_run_as_written(tmp_path):
                 cwd=ROOT, env=fresh_shell_env(), capture_output=True, text=True, timeout=120,
             )  # fmt: skip
             assert done.returncode == 0, f"{body}\nexit {done.returncode}\n{done.stdout}\n{done.stderr}"
-            answers = json_documents(done.stdout)
-            assert len(answers) == body.count("curl ") and all("results" in answer for answer in answers), done.stdout
+            assert done.stdout.strip() and not ERROR_BODY.search(done.stdout), f"{body}\n{done.stdout}"
+            if "curl " in body:
+                answers = json_documents(done.stdout)
+                assert len(answers) == body.count("curl "), done.stdout
