@@ -11,6 +11,7 @@ import typer
 from training import base_model
 from training import finetune as finetuning
 from training.probes import base_model_probes
+from training.run_state import ResumeError
 from training.zero_shot import evaluate_probes
 
 DEFAULTS = base_model.BaseTrainConfig()
@@ -62,7 +63,7 @@ def finetune(
         raise typer.BadParameter(str(error)) from error
     try:
         report = finetuning.run(config, out, cache_dir=cache_dir, device=device)
-    except finetuning.ResumeError as error:  # a damaged or foreign run in --out: say what to do
+    except ResumeError as error:  # a damaged or foreign run in --out: say what to do
         typer.echo(f"pcclip finetune: {error}", err=True)
         raise typer.Exit(1) from error
     if os.environ.get("RANK", "0") != "0":

@@ -8,12 +8,9 @@ embeddings come from the on-disk cache and a step runs the text tower alone.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import math
 import random
-import struct
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,14 +28,9 @@ from training import distributed
 from training.distributed import SINGLE, Worker
 from training.embedding_cache import EmbeddingCache
 from training.pairs import read_pairs, split_by_image
+from training.run_state import STATE_FILE, read_state, write_state
 
 LOSSES = ("infonce", "mse")
-STATE_FILE = "training_state.pt"
-# The state file is torch.save's bytes, then this footer: their sha256, their length, a magic.
-STATE_FOOTER = struct.Struct("<32sQ8s")
-STATE_MAGIC = b"PCSTATE1"
-# Settings a resumed run may change: more epochs, and how the result is exported.
-RESUME_MAY_CHANGE = ("epochs", "wise_alpha", "export_dtype")
 # Fewer validation pairs than this and accuracy moves in steps of over 2 points, with a standard
 # error of up to 7: a run's before → after then says little.
 MIN_VAL_PAIRS = 50
@@ -99,10 +91,6 @@ def build_data(encoder: Encoder, config: FinetuneConfig, cache_dir: Path) -> tup
         )
 
     return to_data(train), to_data(val) if val else PairData(torch.empty(0, 1).long(), torch.empty(0, 1))
-
-
-class ResumeError(ValueError):
-    """The run in `--out` cannot be resumed (corrupt state, or other settings); says what to do."""
 
 
 def pair_loss(texts: torch.Tensor, differences: torch.Tensor, kind: str, tau: float) -> torch.Tensor:
@@ -239,7 +227,7 @@ def run(config: FinetuneConfig, out: Path, *, cache_dir: Path, device: str = "au
 
 def _run(config: FinetuneConfig, out: Path, cache_dir: Path, device: str, worker: Worker) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
-    saved = _read_state(out / STATE_FILE, config)  # checked before the model loads: fail fast
+    saved = read_state(out / STATE_FILE, asdict(config))  # checked before the model loads: fail fast
     if worker.main:  # what a killed run was writing (the state alone is ~3× the text tower)
         for folder in (out, out / "best"):
             remove_temp_files(folder)
@@ -350,60 +338,15 @@ def _save_epoch(out: Path, encoder, optimizer, scheduler, history, config: Finet
         "config": json.dumps(asdict(config), sort_keys=True),
         "rng": torch.get_rng_state(),
     }
-    write_atomic(out / STATE_FILE, lambda tmp: _write_state(tmp, state))
+    write_atomic(out / STATE_FILE, lambda tmp: write_state(tmp, state))
     best = min((row.get("val_loss", math.inf), row["epoch"]) for row in history)
     if best[1] == history[-1]["epoch"]:
         save_checkpoint(out / "best", text_block_state(encoder.model), base=config.base,
                         base_fingerprint=base_fingerprint, training={**asdict(config), "epoch": best[1]})
 
 
-def _write_state(path: Path, state: dict[str, Any]) -> None:
-    with open(path, "w+b") as f:
-        torch.save(state, f)
-        size = f.tell()
-        f.seek(0)
-        digest = hashlib.file_digest(f, "sha256").digest()
-        f.seek(size)
-        f.write(STATE_FOOTER.pack(digest, size, STATE_MAGIC))
-
-
-def _read_state(path: Path, config: FinetuneConfig) -> dict[str, Any] | None:
-    """The saved state of the run in `path.parent`, verified; None when there is none.
-
-    Raises `ResumeError` when the file is damaged or the run had other settings.
-    """
-    if not path.is_file():
-        return None
-    data = path.read_bytes()
-    digest, size, magic = STATE_FOOTER.unpack(data[-STATE_FOOTER.size :].rjust(STATE_FOOTER.size, b"\0"))
-    if magic == STATE_MAGIC:
-        if size != len(data) - STATE_FOOTER.size or hashlib.sha256(memoryview(data)[:size]).digest() != digest:
-            raise _corrupt_state(path, "its checksum does not match")
-        data = data[:size]
-    # else: written before states carried a checksum; torch's own checks are all there is
-    try:
-        state = torch.load(io.BytesIO(data), weights_only=True)
-        saved, asked = json.loads(state["config"]), json.loads(json.dumps(asdict(config)))
-    except Exception as error:  # noqa: BLE001 — any failure to read it means the same to the user
-        first_line = next(iter(str(error).splitlines()), "")[:200]
-        raise _corrupt_state(path, f"{type(error).__name__}: {first_line}".rstrip(": ")) from None
-    for free in RESUME_MAY_CHANGE:
-        saved.pop(free, None), asked.pop(free, None)
-    if saved != asked:
-        changed = sorted(key for key in asked if saved.get(key) != asked[key])
-        raise ResumeError(f"{path} belongs to a run with other settings ({', '.join(changed)}); use a new --out")
-    return state
-
-
-def _corrupt_state(path: Path, reason: str) -> ResumeError:
-    return ResumeError(
-        f"{path} is corrupt ({reason}), so the run cannot resume from it. Delete it to restart the run "
-        f"from epoch 0 in {path.parent}, or give a new --out."
-    )
-
-
 def _resume(state: dict[str, Any] | None, path: Path, encoder, optimizer, scheduler, history) -> int:
-    """Load a verified state (`_read_state`) into the model, optimizer and scheduler; its epoch."""
+    """Load a verified state (`read_state`) into the model, optimizer and scheduler; its epoch."""
     if state is None:
         return 0
     parameters = dict(encoder.model.named_parameters())

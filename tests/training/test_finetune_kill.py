@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from typer.testing import CliRunner
 
 from cli.main import cli, register
 from models import load_checkpoint
-from training import finetune
+from training import finetune, run_state
 from training.describers.attributes import AttributeDescriber
 from training.pair_builder import build_pairs
 from training.sources.base import load_source
@@ -53,7 +54,7 @@ def test_a_run_killed_mid_epoch_resumes_when_rerun(pairs_file, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     run = subprocess.Popen([sys.executable, "-m", "cli", *args], cwd=ROOT, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
-    state = out / finetune.STATE_FILE
+    state = out / run_state.STATE_FILE
     try:
         deadline = time.monotonic() + 90
         while not state.exists():  # epoch 1's state is written; epoch 2 is now running
@@ -106,25 +107,25 @@ def test_a_damaged_state_file_is_refused_with_what_to_do(saved_run, tmp_path, fa
     run, args = saved_run
     copy = tmp_path / "run"
     copy.mkdir()
-    shutil.copy(run / finetune.STATE_FILE, copy / finetune.STATE_FILE)
-    STATE_FAULTS[fault](copy / finetune.STATE_FILE)
+    shutil.copy(run / run_state.STATE_FILE, copy / run_state.STATE_FILE)
+    STATE_FAULTS[fault](copy / run_state.STATE_FILE)
     args = [str(copy) if arg == str(run) else arg for arg in args]
-    before = sorted(copy.rglob("*")), (copy / finetune.STATE_FILE).read_bytes()
+    before = sorted(copy.rglob("*")), (copy / run_state.STATE_FILE).read_bytes()
     result = run_in_process(args)
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     message = " ".join(result.output.split())  # the terminal may wrap it
-    assert f"{copy / finetune.STATE_FILE} is corrupt" in message
+    assert f"{copy / run_state.STATE_FILE} is corrupt" in message
     assert "Delete it to restart the run" in message
-    assert (sorted(copy.rglob("*")), (copy / finetune.STATE_FILE).read_bytes()) == before  # nothing touched
+    assert (sorted(copy.rglob("*")), (copy / run_state.STATE_FILE).read_bytes()) == before  # nothing touched
 
 
 def test_a_state_written_before_checksums_still_resumes(saved_run, tmp_path):
     """States saved by earlier versions (plain torch.save, no footer) load as before."""
     run, _ = saved_run
-    data = (run / finetune.STATE_FILE).read_bytes()
-    legacy = tmp_path / finetune.STATE_FILE
-    legacy.write_bytes(data[: -finetune.STATE_FOOTER.size])
+    data = (run / run_state.STATE_FILE).read_bytes()
+    legacy = tmp_path / run_state.STATE_FILE
+    legacy.write_bytes(data[: -run_state.STATE_FOOTER.size])
     config = json.loads(torch.load(legacy, weights_only=True)["config"])
-    state = finetune._read_state(legacy, finetune.FinetuneConfig(**config))
+    state = run_state.read_state(legacy, asdict(finetune.FinetuneConfig(**config)))
     assert state is not None and state["epoch"] == 1
