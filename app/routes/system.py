@@ -40,7 +40,10 @@ the replica that owns the index.
     response_model=ReadyResponse,
     summary="The model is loaded (and the components asked for in `require`)",
     description=READY_DESCRIPTION,
-    responses={503: {"model": ReadyResponse, "description": "Not ready; `detail` says why."}},
+    responses={
+        422: ERROR_RESPONSES[422],  # an unknown `require` value
+        503: {"model": ReadyResponse, "description": "Not ready; `detail` says why."},
+    },
 )
 async def ready(
     slot: SlotDep,
