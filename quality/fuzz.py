@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         scratch = Path(scratch_name)
         report_dir = args.report_dir or scratch / "report"
         report_dir.mkdir(parents=True, exist_ok=True)
-        with loopback_server(server_settings(scratch, api_key)) as server:
+        with loopback_server(server_settings(scratch, api_key), require=("index", "generator")) as server:
             rss_before = server.rss_bytes()
             before = answered(server, api_key)  # the start-up's /ready polls (503 while loading) are not the fuzzer's
             code, output = run_schemathesis(server, api_key, args, report_dir)

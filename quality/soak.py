@@ -441,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
             "PCCLIP_GENERATION_QUEUE_LIMIT": str(max(8, args.clients)),  # one job per soak client fits
             "PCCLIP_TORCH_THREADS": "1",
         }
-        with loopback_server(settings) as server:
+        with loopback_server(settings, require=("index", "generator")) as server:
             report = {"gate": "soak", "model": args.model, "seed": args.seed}
             report["soak"] = asyncio.run(soak(server, inputs, args, headers))
             report["overload"] = asyncio.run(overload(server, inputs, args, headers))
