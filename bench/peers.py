@@ -159,7 +159,8 @@ def native_body(kind: str, payload: str) -> dict:
 def pcclip_target(url: str) -> Target:
     paths = httpx.get(f"{url}/openapi.json", timeout=30).json()["paths"]
     if "/v1/embeddings" in paths:
-        return Target("pcclip", url, "/v1/embeddings", openai_body(SERVED_NAME))
+        served = httpx.get(f"{url}/v1/models", timeout=30).json()["data"][0]["id"]  # its model spec
+        return Target("pcclip", url, "/v1/embeddings", openai_body(served))
     return Target("pcclip", url, "/embed", native_body)
 
 
@@ -386,7 +387,7 @@ def main() -> None:
         "model": f"{args.arch}, random weights: open_clip openclip:{args.arch}/random for pcclip; a transformers "
         "CLIPModel of the same layers, widths, heads and patch size, saved with save_pretrained, for infinity",
         "params": model["params"],
-        "text_tokens": "pcclip pads every text to 77 tokens; infinity pads a batch to its longest text",
+        "text_tokens": "both pad a batch to its longest text (pcclip: models/trimmed_text.py)",
         "device": args.device, "precision": "fp16" if args.device == "cuda" else "fp32",
         "cpus": os.cpu_count(), "torch_threads": args.threads, "max_batch": args.max_batch,
         "load_avg_before": [round(x, 1) for x in load_before],

@@ -11,6 +11,7 @@ from PIL import Image
 
 from models.geometry import normalize
 from models.images import to_rgb
+from models.trimmed_text import encode_text_trimmed
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -107,9 +108,9 @@ class Encoder:
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
-        """Encode strings.  -> (N, D) float32, unit norm"""
+        """Encode strings, each batch trimmed to its longest text.  -> (N, D) float32, unit norm"""
         parts = [
-            self._finish(self.model.encode_text(self.tokenize(chunk).to(self.device)))
+            self._finish(encode_text_trimmed(self.model, self.tokenize(chunk).to(self.device)))
             for chunk in _chunks(texts, batch_size)
         ]
         return self._concat(parts)

@@ -4,6 +4,7 @@ from PIL import Image, ImageDraw
 
 from models import create_model
 from models.encoder import resolve_device, resolve_precision
+from models.geometry import normalize
 
 
 def drawn(color: str, size: tuple[int, int] = (64, 64)) -> Image.Image:
@@ -107,3 +108,48 @@ def test_a_checkpoint_shares_its_base_image_identity_only_while_it_leaves_the_im
                     base_fingerprint=base.fingerprint, training={})
     changed = create_model(str(tmp_path / "ckpt"), device="cpu")
     assert changed.image_identity == changed.fingerprint != base.image_identity
+
+
+TRIM_SPECS = ["tiny", "tiny-base", "openclip:ViT-B-32/random"]
+SHORT_TEXTS = ["dog", "a red circle on a white square", "", "three small green triangles on the left"]
+LONG_TEXT = " ".join(["a very long caption about many things"] * 20)  # past 77 tokens: truncated
+
+
+@pytest.fixture(scope="module", params=TRIM_SPECS)
+def text_encoder(request):
+    return create_model(request.param, device="cpu")
+
+
+def full_length_vectors(encoder, texts):
+    """What encode_texts gave before trimming: the model's own forward on the padded tokens."""
+    with torch.inference_mode():
+        return normalize(encoder.model.encode_text(encoder.tokenize(texts)).float())
+
+
+def token_lengths_seen(encoder, texts, **options) -> list[int]:
+    """Sequence lengths that reached the text tower's token embedding while encoding `texts`."""
+    model = encoder.model
+    embedding = model.text.transformer.embeddings.word_embeddings if hasattr(model, "text") else model.token_embedding
+    seen: list[int] = []
+    handle = embedding.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[1]))
+    try:
+        encoder.encode_texts(texts, **options)
+    finally:
+        handle.remove()
+    return seen
+
+
+@pytest.mark.parametrize("batch_size", [256, 2, 1])
+def test_trimmed_text_batches_give_the_full_length_vectors(text_encoder, batch_size):
+    texts = [*SHORT_TEXTS, LONG_TEXT]
+    assert text_encoder.tokenize([LONG_TEXT]).ne(0).all()  # fills the whole context: the truncated case
+    trimmed = text_encoder.encode_texts(texts, batch_size=batch_size)
+    torch.testing.assert_close(trimmed, full_length_vectors(text_encoder, texts), atol=1e-5, rtol=0)
+
+
+def test_the_text_tower_sees_only_the_longest_text_of_the_batch(text_encoder):
+    tokens = text_encoder.tokenize(SHORT_TEXTS)
+    longest = int(tokens.ne(0).sum(dim=1).max())
+    assert longest < tokens.shape[1]
+    assert token_lengths_seen(text_encoder, SHORT_TEXTS) == [longest]
+    assert token_lengths_seen(text_encoder, ["dog", LONG_TEXT], batch_size=1) == [3, tokens.shape[1]]
