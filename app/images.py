@@ -118,7 +118,7 @@ def load_pixels(image: Image.Image, where: str) -> Image.Image:
     """Decode the pixels, apply the EXIF orientation and convert to RGB."""
     try:
         image.load()
-        image = ImageOps.exif_transpose(image)
+        ImageOps.exif_transpose(image, in_place=True)  # a copy would be one more full image in memory
         return to_rgb(image)
     except Exception as exc:  # noqa: BLE001 — truncated/corrupt data surfaces as many types
         raise InvalidInput(f"{where}: corrupt image data ({exc})") from None

@@ -62,9 +62,17 @@ async def knn(embedder: Embedder, store: IndexStore, settings: Settings, body: K
     ]
 
 
-def metadata(store: IndexStore, body: MetadataRequest) -> list[MetadataEntry]:
+def metadata(embedder: Embedder, store: IndexStore, body: MetadataRequest) -> list[MetadataEntry]:
     """The metadata of the given ids, in order; ids no longer indexed are left out."""
     check_indice(body.indice_name)
+    embedder.check_count("ids", body.ids)  # bounded like every list: the lookups run on the event loop
     for i, item_id in enumerate(body.ids):
         check_id(item_id, f"ids[{i}]")
-    return [MetadataEntry(id=item_id, metadata=store.get(item_id).metadata) for item_id in body.ids if item_id in store]
+    return [entry for item_id in body.ids if (entry := _entry(store, item_id)) is not None]
+
+
+def _entry(store: IndexStore, item_id: str) -> MetadataEntry | None:
+    try:  # one lookup: a delete between a membership test and a get would make the whole answer a 404
+        return MetadataEntry(id=item_id, metadata=store.get(item_id).metadata)
+    except NotFound:
+        return None

@@ -76,8 +76,9 @@ def check_model(embedder: Embedder, body: EmbeddingsRequest, aliases: Sequence[s
 async def embeddings(embedder: Embedder, body: EmbeddingsRequest, aliases: Sequence[str] = ()) -> EmbeddingsResponse:
     # 1. Check inputs: the model, the size, each entry, the limits of /embed
     served = check_model(embedder, body, aliases)
+    if isinstance(body.input, list):
+        embedder.check_count("input", body.input)  # before any per-entry work on the event loop
     entries = parts(body)
-    embedder.check_count("input", entries, at_least=1)
     texts = [(part.where, part.value) for part in entries if part.kind == "text"]
     images = [(part.where, image_source(part.value)) for part in entries if part.kind == "image"]
     embedder.check_texts(texts)

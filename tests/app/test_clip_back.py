@@ -101,6 +101,12 @@ def test_metadata_and_indices_list(server):
     assert answer[0]["metadata"]["caption"] == "a blue square"
 
 
+def test_metadata_takes_no_more_ids_than_any_list(server):
+    limit = httpx.get(f"{server}/info").json()["limits"]["max_items"]
+    response = httpx.post(f"{server}/metadata", json={"ids": [f"id-{i}" for i in range(limit + 1)]})
+    assert response.status_code == 422 and f"at most {limit}" in response.text
+
+
 @pytest.mark.parametrize(
     ("body", "status", "expected"),
     [

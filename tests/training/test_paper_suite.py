@@ -195,6 +195,20 @@ def test_a_model_sharing_its_base_image_tower_reuses_the_cached_image_embeddings
     assert model.encoder.fingerprint != base.encoder.fingerprint
 
 
+
+def test_embedders_of_one_run_built_together_encode_an_image_once(tmp_path):
+    """As `evaluate_paper` builds them: both before either encodes; the second sees the first's rows."""
+    write_cifar100(tmp_path, [15, 36, 42])
+    data = load_cifar100(tmp_path)
+    caches: dict = {}
+    base, model = (
+        Embedder(spec, device="cpu", precision="auto", cache_dir=tmp_path / "c", batch_size=8, caches=caches)
+        for spec in ("tiny-base", "tiny")
+    )
+    first = base.images(data)
+    assert len(model.cache) == 3 and len(caches) == 1
+    assert torch.equal(model.images(data), first)
+
 def test_missing_data_sets_are_skipped_with_one_line_each(tmp_path):
     register()
     write_coco(tmp_path / "data")

@@ -35,13 +35,19 @@ def effective_precision(device: torch.device, precision: str) -> str:
 class Embedder:
     """One model's embeddings: images through the cache, texts in batches, both under autocast."""
 
-    def __init__(self, spec: str, *, device: str, precision: str, cache_dir: Path, batch_size: int):
+    def __init__(self, spec: str, *, device: str, precision: str, cache_dir: Path, batch_size: int,
+                 caches: dict[str, EmbeddingCache] | None = None):
+        """`caches`, shared by the embedders of one run, gives models with one image tower (a PC-CLIP
+        checkpoint and its base) one cache, so an image is encoded once per run, not once per model."""
         # weights stay fp32; autocast runs the matmuls in fp16/bf16 (open_clip's "amp" evaluation)
         self.encoder: Encoder = create_model(spec, device=device, precision="fp32")
         self.precision = effective_precision(self.encoder.device, precision)
         self.batch_size = batch_size
         key = combine("paper images", self.encoder.image_identity, self.precision)
-        self.cache = EmbeddingCache(cache_dir, self.encoder, batch_size=batch_size, key=key)
+        caches = {} if caches is None else caches
+        if key not in caches:
+            caches[key] = EmbeddingCache(cache_dir, self.encoder, batch_size=batch_size, key=key)
+        self.cache = caches[key]
 
     @contextlib.contextmanager
     def _autocast(self) -> Iterator[None]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from training.describers.base import Describer
+from training.embedding_cache import EmbeddingCache
 from training.evaluation.paper import classification, table
 from training.evaluation.paper.birds import load_cub
 from training.evaluation.paper.cifar import load_cifar100
@@ -58,8 +59,9 @@ def limit(data: LabeledImages, max_images: int, seed: int = 0) -> LabeledImages:
 
 def evaluate_paper(model: str, baseline: str, config: SuiteConfig, describer: Describer | None = None,
                    progress: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
+    caches: dict[str, EmbeddingCache] = {}
     embedders = {who: Embedder(spec, device=config.device, precision=config.precision, cache_dir=config.cache_dir,
-                               batch_size=config.batch_size)
+                               batch_size=config.batch_size, caches=caches)
                  for who, spec in (("baseline", baseline), ("model", model))}
     texts = DifferenceTexts(config.texts, describer)
     results: dict[str, Any] = {
