@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from models import create_model, geometry, save_checkpoint
+from models import create_model, save_checkpoint
 from models.atomic import remove_temp_files, write_atomic
 from models.encoder import Encoder
 from models.towers import text_block_names, text_block_state
@@ -64,7 +64,7 @@ class FinetuneConfig:
 @dataclass
 class PairData:
     tokens: torch.Tensor  # (P, L) long, the difference texts
-    differences: torch.Tensor  # (P, D) normalize(ĝ(I₁) − ĝ(I₂)), from cached image embeddings
+    differences: torch.Tensor  # (P, D) ĝ(I₁) − ĝ(I₂) of unit image embeddings (not renormalized), cached
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -87,21 +87,22 @@ def build_data(encoder: Encoder, config: FinetuneConfig, cache_dir: Path) -> tup
         seconds = cache.embed([record.paths(root)[1] for record in subset])
         return PairData(
             tokens=encoder.tokenize([record.text for record in subset]),
-            differences=geometry.differences(firsts, seconds),
+            differences=firsts - seconds,
         )
 
     return to_data(train), to_data(val) if val else PairData(torch.empty(0, 1).long(), torch.empty(0, 1))
 
 
 def pair_loss(texts: torch.Tensor, differences: torch.Tensor, kind: str, tau: float) -> torch.Tensor:
-    """texts (B, D) normalized text embeddings, differences (B, D) normalized image differences.
+    """texts (B, D) normalized text embeddings, differences (B, D) raw image differences ĝ(I₁) − ĝ(I₂).
 
-    infonce: symmetric cross-entropy over t @ dᵀ / τ with in-batch negatives (the paper's loss).
-    mse: mean squared error between t and d (the variant the paper reports as similar).
+    infonce: symmetric cross-entropy over t @ normalize(d)ᵀ / τ with in-batch negatives (the paper's loss).
+    mse: mean squared error between t and the raw d (the variant the paper reports as similar; as the
+    authors' code, the difference is not normalized).
     """
     if kind == "mse":
         return F.mse_loss(texts, differences)
-    logits = texts @ differences.T / tau  # (B, B)
+    logits = texts @ F.normalize(differences, dim=-1).T / tau  # (B, B)
     targets = torch.arange(len(texts), device=texts.device)
     return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
 

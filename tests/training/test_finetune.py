@@ -108,6 +108,21 @@ def test_losses_prefer_aligned_texts(kind):
     assert aligned < shuffled
 
 
+
+def test_mse_compares_with_the_raw_image_difference_and_infonce_with_its_direction(config, tmp_path, encoder):
+    """The authors' MSE variant: ‖f(T) − (ĝ(I₁) − ĝ(I₂))‖², the difference not renormalized;
+    InfoNCE is a cosine, so its value does not depend on the difference's length."""
+    train, _ = finetune.build_data(encoder, config, tmp_path)
+    lengths = train.differences.norm(dim=-1)
+    assert (lengths < 0.99).any()  # raw differences of unit embeddings, not unit vectors
+    texts = torch.nn.functional.normalize(torch.randn(8, train.differences.shape[1]), dim=-1)
+    raw = train.differences[:8]
+    unit = torch.nn.functional.normalize(raw, dim=-1)
+    assert finetune.pair_loss(texts, raw, "mse", tau=0.1) == torch.nn.functional.mse_loss(texts, raw)
+    torch.testing.assert_close(
+        finetune.pair_loss(texts, raw, "infonce", tau=0.1), finetune.pair_loss(texts, unit, "infonce", tau=0.1)
+    )
+
 def test_bad_configuration_is_refused(pairs_file):
     with pytest.raises(ValueError, match="unknown loss"):
         finetune.FinetuneConfig(pairs=str(pairs_file), loss="hinge")
