@@ -8,9 +8,9 @@ A block is marked by an HTML comment on the line before its fence:
 Every block that calls the API (a line that names `localhost:8000` outside a comment: curl, or a
 Python client's base URL) must be marked `api`, and its curl calls must use `--fail-with-body`, so an
 HTTP error fails the block; a `skip` is accepted only for a block that does need Docker. The server
-is what `make serve` starts (the default model),
-on a free port in place of 8000; the blocks run in the repository root with the shell's PATH
-minus this interpreter's folder, as in a fresh shell on a fresh clone (no virtualenv active).
+is what `make serve` starts (the default model), on a free port in place of 8000; the blocks run
+in the repository root with the shell's PATH minus this interpreter's folder, as in a fresh shell
+on a fresh clone (no virtualenv active).
 """
 
 from __future__ import annotations
