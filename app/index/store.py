@@ -384,7 +384,7 @@ class IndexStore:
         except OSError as error:
             raise _write_error(self.directory, error) from error
         with self._rw.write():
-            self._apply(records)
+            self._apply(records, checked=True)  # `put` checked every record's metadata
         self._since_snapshot += len(records)
         if self._since_snapshot >= self._snapshot_due:
             try:
@@ -393,8 +393,10 @@ class IndexStore:
                 self._snapshot_due = self._since_snapshot + self.snapshot_every
                 log.exception("index %s: snapshot failed; every write is in the log", self.directory)
 
-    def _apply(self, records: Sequence[Record]) -> None:
-        """The in-memory effect of records (caller holds the write side of `_rw`, or is alone)."""
+    def _apply(self, records: Sequence[Record], checked: bool = False) -> None:
+        """The in-memory effect of records (caller holds the write side of `_rw`, or is alone).
+        `checked`: their metadata is known to keep the rules (a live write); a replayed record's
+        is checked here (it may predate them)."""
         puts = [r for r in records if r.op == "put"]
         for record in records:
             old = self._row.pop(record.id, None)
@@ -402,13 +404,13 @@ class IndexStore:
                 self._unpost(old, self._metadata[old])
                 self._ids[old] = None
             if record.op == "put":
-                row = self._append_row(record)
+                row = self._append_row(record, checked)
                 self._row[record.id] = row
         if puts:
             start = self._n - len(puts)
             self._index.add(self._vectors[start : self._n])
 
-    def _append_row(self, record: Record) -> int:
+    def _append_row(self, record: Record, checked: bool) -> int:
         if self._n == len(self._vectors):
             grown = np.zeros((max(16, 2 * self._n), self.embed_dim), dtype=np.float32)
             grown[: self._n] = self._vectors[: self._n]
@@ -418,7 +420,10 @@ class IndexStore:
         self._ids.append(record.id)
         self._metadata.append(record.metadata or {})
         self._sources.append(record.source)
-        self._take_metadata(row, record.metadata or {})
+        if checked:
+            self._post(row, record.metadata or {})
+        else:
+            self._take_metadata(row, record.metadata or {})
         self._n += 1
         return row
 
