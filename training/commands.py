@@ -131,12 +131,17 @@ def _llm_describer(name: str, base_url: str, llm_model: str, api_key: str | None
 
     if not name:
         return None
-    if name == "openai" and (not base_url or not llm_model):
-        raise typer.BadParameter("--describer openai needs --base-url and --llm-model")
-    options = {"base_url": base_url, "model": llm_model, "api_key": api_key} if name == "openai" else {}
     if name not in ("openai", "local"):
         raise typer.BadParameter(f"--describer for the paper suite is openai or local, got {name!r}")
+    options = _openai_options(base_url, llm_model, api_key) if name == "openai" else {}
     return create_describer(name, **options)
+
+
+def _openai_options(base_url: str, llm_model: str, api_key: str | None) -> dict[str, object]:
+    """The openai describer's server, from the flags (`pcclip pairs` and `pcclip eval --suite paper`)."""
+    if not base_url or not llm_model:
+        raise typer.BadParameter("--describer openai needs --base-url and --llm-model")
+    return {"base_url": base_url, "model": llm_model, "api_key": api_key}
 
 
 def _evaluate_paper(report: Path, model: str, baseline: str, config, describer) -> None:
@@ -180,9 +185,7 @@ def pairs(
     if describer == "attributes":
         options["max_clauses"] = max_clauses
     if describer == "openai":
-        if not base_url or not llm_model:
-            raise typer.BadParameter("--describer openai needs --base-url and --llm-model")
-        options = {"base_url": base_url, "model": llm_model, "api_key": api_key, "concurrency": concurrency}
+        options = {**_openai_options(base_url, llm_model, api_key), "concurrency": concurrency}
     if pairing not in ("random", "minimal") or (pairing == "minimal" and source != ["scenes"]):
         raise typer.BadParameter("--pairing is random, or minimal with --source scenes alone")
     try:
