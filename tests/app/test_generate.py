@@ -19,8 +19,8 @@ from apptools import make_settings
 from open_clip.transform import image_transform
 from PIL import Image
 
-from app.generation.service import EVENT_POLL_S
 from app.main import create_app
+from app.services.generation import EVENT_POLL_S
 from models import Encoder
 from models.generation.pipeline import Edit, SDXLBridge, pipeline_view
 from models.generation.tiny import tiny_text_cfg
