@@ -6,14 +6,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.engine import Engine
+from app.generation.generator import Generator
 from app.generation.jobs import JobManager
-from app.generation.slot import GeneratorSlot
-from app.images import ImageLoader
-from app.index.slot import IndexSlot
 from app.index.store import IndexStore
-from app.services.embedding import Embedder
 from app.settings import Settings
-from app.state import LoadedModel, ModelSlot
+from app.slot import Slot
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -25,34 +23,26 @@ def get_app_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
-def get_slot(request: Request) -> ModelSlot:
+def get_model_slot(request: Request) -> Slot[Engine]:
     return request.app.state.model_slot
 
 
-SlotDep = Annotated[ModelSlot, Depends(get_slot)]
+ModelSlotDep = Annotated[Slot[Engine], Depends(get_model_slot)]
 
 
-def get_model(slot: SlotDep) -> LoadedModel:
-    """The loaded model; `NotReady` (→ 503 with the reason) while loading or after a failure."""
+def get_engine(slot: ModelSlotDep) -> Engine:
+    """The engine; `NotReady` (→ 503 with the reason) while the model loads or after a failure."""
     return slot.require()
 
 
-ModelDep = Annotated[LoadedModel, Depends(get_model)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
-def get_embedder(request: Request, model: ModelDep, settings: SettingsDep) -> Embedder:
-    loader: ImageLoader = request.app.state.image_loader
-    return Embedder(model, loader, settings)
-
-
-EmbedderDep = Annotated[Embedder, Depends(get_embedder)]
-
-
-def get_index_slot(request: Request) -> IndexSlot:
+def get_index_slot(request: Request) -> Slot[IndexStore]:
     return request.app.state.index_slot
 
 
-IndexSlotDep = Annotated[IndexSlot, Depends(get_index_slot)]
+IndexSlotDep = Annotated[Slot[IndexStore], Depends(get_index_slot)]
 
 
 def get_index(slot: IndexSlotDep) -> IndexStore:
@@ -63,16 +53,16 @@ def get_index(slot: IndexSlotDep) -> IndexStore:
 IndexDep = Annotated[IndexStore, Depends(get_index)]
 
 
-def get_generator_slot(request: Request) -> GeneratorSlot:
+def get_generator_slot(request: Request) -> Slot[Generator]:
     return request.app.state.generator_slot
 
 
-GeneratorSlotDep = Annotated[GeneratorSlot, Depends(get_generator_slot)]
+GeneratorSlotDep = Annotated[Slot[Generator], Depends(get_generator_slot)]
 
 
 def get_jobs(slot: GeneratorSlotDep) -> JobManager:
     """The job manager; 503 with the reason when generation is unavailable or not loaded yet."""
-    return slot.require()
+    return slot.require().jobs
 
 
 JobsDep = Annotated[JobManager, Depends(get_jobs)]

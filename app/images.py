@@ -124,13 +124,12 @@ def load_pixels(image: Image.Image, where: str) -> Image.Image:
         raise InvalidInput(f"{where}: corrupt image data ({exc})") from None
 
 
-def open_images(blobs: Sequence[tuple[str, bytes | str]], limits: ImageLimits) -> list[tuple[str, Image.Image]]:
-    """Named blobs (raw bytes, or base64 text) → named images, headers checked (per image and
-    in total), pixels not yet decoded."""
+def open_images(blobs: Sequence[tuple[str, bytes]], limits: ImageLimits) -> list[tuple[str, Image.Image]]:
+    """Named image files → named images, headers checked (per image and in total), pixels not
+    yet decoded."""
     opened = []
     total = 0
-    for where, blob in blobs:
-        data = decode_b64(blob, where) if isinstance(blob, str) else blob
+    for where, data in blobs:
         image = open_image(data, where, limits)
         total += image.size[0] * image.size[1]
         if total > limits.max_total_pixels:
@@ -142,9 +141,9 @@ def open_images(blobs: Sequence[tuple[str, bytes | str]], limits: ImageLimits) -
 
 
 def to_model_input(
-    blobs: Sequence[tuple[str, bytes | str]], limits: ImageLimits, preprocess: Preprocess, budget: PixelBudget
+    blobs: Sequence[tuple[str, bytes]], limits: ImageLimits, preprocess: Preprocess, budget: PixelBudget
 ) -> torch.Tensor:
-    """Named blobs → the model's input (N, 3, H, W); blocking, CPU-bound.
+    """Named image files → the model's input (N, 3, H, W); blocking, CPU-bound.
 
     All headers are checked before any pixels are decoded; then the request's pixels are held
     in `budget` (or refused) and its images decoded one at a time, each image's share given back
@@ -347,15 +346,22 @@ class ImageLoader:
         )
         return cls(ImageLimits.from_settings(settings), fetcher)
 
+    async def read_bytes(self, sources: Sequence[tuple[str, Source]]) -> list[bytes]:
+        """The file bytes of named inputs: URLs fetched (where allowed, concurrently), base64
+        decoded off the event loop, uploads as they are. Nothing is decoded as an image."""
+        urls = [(i, where, s.url) for i, (where, s) in enumerate(sources) if _is_url(s)]
+        fetched = await asyncio.gather(*(self.fetcher.fetch(url, where) for _, where, url in urls))
+        data = await run_in_threadpool(_file_bytes, sources)
+        for (i, _, _), blob in zip(urls, fetched, strict=True):
+            data[i] = blob
+        return data
+
     async def load(
         self, sources: Sequence[tuple[str, Source]], preprocess: Preprocess, budget: PixelBudget
     ) -> torch.Tensor:
         """`sources` are (field name for messages, input) pairs, e.g. ("images[0]", ...).  -> (N, 3, H, W)"""
-        urls = [(i, where, s.url) for i, (where, s) in enumerate(sources) if _is_url(s)]
-        fetched = await asyncio.gather(*(self.fetcher.fetch(url, where) for _, where, url in urls))
-        blobs: list[tuple[str, bytes | str]] = [(where, _blob(s)) for where, s in sources]
-        for (i, where, _), data in zip(urls, fetched, strict=True):
-            blobs[i] = (where, data)
+        data = await self.read_bytes(sources)
+        blobs = [(where, blob) for (where, _), blob in zip(sources, data, strict=True)]
         return await run_in_threadpool(to_model_input, blobs, self.limits, preprocess, budget)
 
 
@@ -363,7 +369,14 @@ def _is_url(source: Source) -> bool:
     return isinstance(source, ImageInput) and source.url is not None
 
 
-def _blob(source: Source) -> bytes | str:
+def _file_bytes(sources: Sequence[tuple[str, Source]]) -> list[bytes]:
+    """Uploads as they are, base64 decoded; URL inputs get b"" here (their bytes are fetched)."""
+    return [_one_file(where, source) for where, source in sources]
+
+
+def _one_file(where: str, source: Source) -> bytes:
     if isinstance(source, bytes):
         return source
-    return source.b64 if source.b64 is not None else b""
+    if source.url is not None:
+        return b""
+    return decode_b64(source.b64 or "", where)

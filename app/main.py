@@ -10,10 +10,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from app.engine import Loader, engine_slot, load_encoder
 from app.errors import install_error_handlers
-from app.generation.slot import GeneratorSlot, PipelineLoader, load_sdxl
+from app.generation.generator import PipelineLoader, generator_slot, load_sdxl
 from app.images import ImageLoader
-from app.index.slot import IndexSlot
+from app.index.serving import index_slot
 from app.limits import BodyLimitMiddleware
 from app.memory import return_large_blocks_to_the_os
 from app.metrics import Metrics, MetricsMiddleware
@@ -22,7 +23,6 @@ from app.pages import install_pages
 from app.routes import classify, clip_back, embed, generate, index, rank, search, system, v1
 from app.security import TokenBucket
 from app.settings import Settings, get_settings
-from app.state import Loader, ModelSlot, load_encoder
 from models import Encoder
 
 log = logging.getLogger(__name__)
@@ -54,25 +54,26 @@ def create_app(
     `clock` is the rate limiter's (tests pass a fake one)."""
     settings = settings or get_settings()
     metrics = Metrics()
+    images = image_loader or ImageLoader.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         return_large_blocks_to_the_os()  # decoded images must not stay in the process after a burst
-        index_slot = IndexSlot(settings)
-        app.state.index_slot = index_slot
-        slot = ModelSlot(settings, loader, on_batch=metrics.observe_batch, on_ready=index_slot.open)
-        app.state.model_slot = slot
-        metrics.track_queue(lambda: slot.queue_depth)
-        slot.start(encoder)
-        generator_slot = GeneratorSlot(settings, slot, sdxl_loader)  # SDXL, when PCCLIP_SDXL_MODEL is set
-        app.state.generator_slot = generator_slot
-        generator_slot.start()
+        # 1. The model: its engine, now (`encoder`) or loaded in the background
+        model = engine_slot(settings, images, encoder=encoder, loader=loader, on_batch=metrics.observe_batch)
+        metrics.track_queue(lambda: engine.health().queue_depth if (engine := model.value) else 0)
+        # 2. The index, opened for the model's fingerprint once the model is ready; a broken
+        #    index fails alone, the model API keeps serving
+        search_index = index_slot(settings, model)
+        # 3. The generator (SDXL, when configured): it loads beside them, and waits for the
+        #    model to settle before choosing who fills its text_encoder slot
+        generator = generator_slot(settings, sdxl_loader, model)
+        app.state.model_slot, app.state.index_slot, app.state.generator_slot = model, search_index, generator
         try:
             yield
         finally:
-            generator_slot.close()
-            slot.close()
-            index_slot.close()
+            for slot in (generator, search_index, model):  # the reverse of the startup order
+                slot.close()
 
     app = FastAPI(
         title="pcclip",
@@ -85,16 +86,19 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.image_loader = image_loader or ImageLoader.from_settings(settings)
     app.state.rate_limiter = (
         TokenBucket(settings.rate_limit, settings.rate_burst, clock=clock) if settings.rate_limit else None
     )
-
     install_error_handlers(app)
     document_limits(app, settings)
     for module in (system, embed, classify, rank, index, search, generate, v1, clip_back):
         app.include_router(module.router)
     install_pages(app)
+    _install_middleware(app, settings, metrics)
+    return app
+
+
+def _install_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
     # Outermost first on the way in: count everything, then refuse oversized bodies.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
@@ -105,7 +109,6 @@ def create_app(
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    return app
 
 
 def __getattr__(name: str) -> FastAPI:

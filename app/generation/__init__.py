@@ -1,1 +1,2 @@
-"""SDXL generation jobs: the generator slot (loading), the job manager (one GPU worker), the service."""
+"""SDXL generation: the generator (pipeline, bridge, loading) and the job manager (one GPU worker).
+The service between the routes and the jobs is `app.services.generation`."""

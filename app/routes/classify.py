@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, File, Form, UploadFile
 from pydantic import TypeAdapter, ValidationError
 
-from app.deps import EmbedderDep
+from app.deps import EngineDep
 from app.errors import InvalidInput
 from app.json_body import StrictJSONRoute
 from app.schemas import ClassifyRequest, ClassifyResponse, Comparative, DifferenceRequest, DifferenceResponse
@@ -23,10 +23,10 @@ _comparatives = TypeAdapter(list[Comparative])
 
 @router.post("/classify", response_model=ClassifyResponse, summary="Zero-shot classification of images")
 async def classify(
-    body: Annotated[ClassifyRequest, Body(openapi_examples=CLASSIFY_EXAMPLES)], embedder: EmbedderDep
+    body: Annotated[ClassifyRequest, Body(openapi_examples=CLASSIFY_EXAMPLES)], engine: EngineDep
 ) -> ClassifyResponse:
     return await classification.classify(
-        embedder,
+        engine,
         images=body.images,
         labels=body.labels,
         template=body.template,
@@ -38,7 +38,7 @@ async def classify(
 
 @router.post("/classify/upload", response_model=ClassifyResponse, summary="Zero-shot classification of uploaded files")
 async def classify_upload(
-    embedder: EmbedderDep,
+    engine: EngineDep,
     images: Annotated[list[UploadFile], File(description="Image files.")],
     labels: Annotated[list[str], Form(description="Candidate labels.")],
     template: Annotated[str, Form(description='Prompt; "{}" is replaced by the label.')] = DEFAULT_TEMPLATE,
@@ -47,7 +47,7 @@ async def classify_upload(
     top_k: Annotated[int | None, Form(ge=1)] = None,
 ) -> ClassifyResponse:
     return await classification.classify(
-        embedder,
+        engine,
         images=[await f.read() for f in images],
         labels=labels,
         template=template,
@@ -73,8 +73,8 @@ def _parse_comparatives(raw: str | None) -> list[Comparative]:
     summary="Score how image pairs differ against candidate difference texts",
 )
 async def classify_difference(
-    body: Annotated[DifferenceRequest, Body(openapi_examples=DIFFERENCE_EXAMPLES)], embedder: EmbedderDep
+    body: Annotated[DifferenceRequest, Body(openapi_examples=DIFFERENCE_EXAMPLES)], engine: EngineDep
 ) -> DifferenceResponse:
     return await classification.classify_difference(
-        embedder, pairs=[(pair.first, pair.second) for pair in body.pairs], texts=body.texts
+        engine, pairs=[(pair.first, pair.second) for pair in body.pairs], texts=body.texts
     )

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body
 
-from app.deps import EmbedderDep, IndexDep, SettingsDep
+from app.deps import EngineDep, IndexDep, SettingsDep
 from app.json_body import StrictJSONRoute
 from app.schemas.clip_back import (
     INDICE_NAME,
@@ -46,11 +46,11 @@ UNKNOWN_INDEX = {404: {"model": ErrorResponse, "description": f"`indice_name` is
 )
 async def knn_service(
     body: Annotated[KnnRequest, Body(openapi_examples=KNN_EXAMPLES)],
-    embedder: EmbedderDep,
+    engine: EngineDep,
     store: IndexDep,
     settings: SettingsDep,
 ) -> list[KnnResult]:
-    return await service.knn(embedder, store, settings, body)
+    return await service.knn(engine, store, settings, body)
 
 
 @router.post(
@@ -61,9 +61,9 @@ async def knn_service(
     responses=UNKNOWN_INDEX,
 )
 async def metadata(
-    body: Annotated[MetadataRequest, Body(openapi_examples=METADATA_EXAMPLES)], embedder: EmbedderDep, store: IndexDep
+    body: Annotated[MetadataRequest, Body(openapi_examples=METADATA_EXAMPLES)], engine: EngineDep, store: IndexDep
 ) -> list[MetadataEntry]:
-    return service.metadata(embedder, store, body)
+    return service.metadata(engine, store, body)
 
 
 @router.get("/indices-list", response_model=list[str], summary="The indexes (clip-retrieval's indices list)")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, File, Form, UploadFile
 
-from app.deps import EmbedderDep
+from app.deps import EngineDep
 from app.json_body import StrictJSONRoute
 from app.schemas import EmbedRequest, EmbedResponse
 from app.schemas.common import ERROR_RESPONSES
@@ -19,16 +19,16 @@ router = APIRouter(tags=["embed"], dependencies=[AccessDep], responses=ERROR_RES
 
 @router.post("/embed", response_model=EmbedResponse, summary="Embed texts and images")
 async def embed(
-    body: Annotated[EmbedRequest, Body(openapi_examples=EMBED_EXAMPLES)], embedder: EmbedderDep
+    body: Annotated[EmbedRequest, Body(openapi_examples=EMBED_EXAMPLES)], engine: EngineDep
 ) -> EmbedResponse:
-    return await embedding.embed(embedder, texts=body.texts, images=body.images)
+    return await embedding.embed(engine, texts=body.texts, images=body.images)
 
 
 @router.post("/embed/upload", response_model=EmbedResponse, summary="Embed uploaded image files (multipart)")
 async def embed_upload(
-    embedder: EmbedderDep,
+    engine: EngineDep,
     images: Annotated[list[UploadFile] | None, File(description="Image files.")] = None,
     texts: Annotated[list[str] | None, Form(description="Texts to embed.")] = None,
 ) -> EmbedResponse:
     blobs = [await f.read() for f in images or []]
-    return await embedding.embed(embedder, texts=texts or [], images=blobs)
+    return await embedding.embed(engine, texts=texts or [], images=blobs)

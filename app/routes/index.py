@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Response
 
-from app.deps import EmbedderDep, IndexDep
+from app.deps import EngineDep, IndexDep
 from app.images import MEDIA_TYPES
 from app.json_body import StrictJSONRoute
 from app.schemas.common import ERROR_RESPONSES, ErrorResponse
@@ -52,9 +52,9 @@ async def describe(store: IndexDep) -> IndexInfo:
     responses={200: {"description": "Stored.", "links": ITEM_LINKS}} | DISK_FULL,
 )
 async def add_items(
-    body: Annotated[AddItemsRequest, Body(openapi_examples=ADD_EXAMPLES)], embedder: EmbedderDep, store: IndexDep
+    body: Annotated[AddItemsRequest, Body(openapi_examples=ADD_EXAMPLES)], engine: EngineDep, store: IndexDep
 ) -> AddItemsResponse:
-    return await service.add_items(embedder, store, body.items)
+    return await service.add_items(engine, store, body.items)
 
 
 @router.get("/index/items/{item_id}", response_model=IndexItem, summary="One indexed item", responses=NOT_FOUND)

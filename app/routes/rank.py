@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body
 
-from app.deps import EmbedderDep, IndexSlotDep
+from app.deps import EngineDep, IndexSlotDep
 from app.json_body import StrictJSONRoute
 from app.schemas import RankRequest, RankResponse
 from app.schemas.common import ERROR_RESPONSES, ErrorResponse
@@ -24,6 +24,6 @@ router = APIRouter(tags=["rank"], dependencies=[AccessDep], responses=ERROR_RESP
     responses={404: {"model": ErrorResponse, "description": "An entry of `ids` names no indexed item."}},
 )
 async def rank(
-    body: Annotated[RankRequest, Body(openapi_examples=RANK_EXAMPLES)], embedder: EmbedderDep, index: IndexSlotDep
+    body: Annotated[RankRequest, Body(openapi_examples=RANK_EXAMPLES)], engine: EngineDep, index: IndexSlotDep
 ) -> RankResponse:
-    return await ranking.rank(embedder, images=body.images, text=body.text, ids=body.ids, index=index)
+    return await ranking.rank(engine, images=body.images, text=body.text, ids=body.ids, index=index)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body
 
-from app.deps import EmbedderDep, IndexDep, SettingsDep
+from app.deps import EngineDep, IndexDep, SettingsDep
 from app.json_body import StrictJSONRoute
 from app.schemas.common import ERROR_RESPONSES, ErrorResponse
 from app.schemas.index import SEARCH_DESCRIPTION, SEARCH_EXAMPLES, SearchRequest, SearchResponse
@@ -25,12 +25,12 @@ router = APIRouter(tags=["search"], dependencies=[AccessDep], responses=ERROR_RE
 )
 async def search(
     body: Annotated[SearchRequest, Body(openapi_examples=SEARCH_EXAMPLES)],
-    embedder: EmbedderDep,
+    engine: EngineDep,
     store: IndexDep,
     settings: SettingsDep,
 ) -> SearchResponse:
     return await service.search(
-        embedder,
+        engine,
         store,
         settings,
         terms=body.terms,

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.deps import GeneratorSlotDep, IndexSlotDep, ModelDep, SettingsDep, SlotDep
+from app.deps import EngineDep, GeneratorSlotDep, IndexSlotDep, ModelSlotDep, SettingsDep
+from app.generation.generator import describe_generator
 from app.json_body import StrictJSONRoute
 from app.schemas import HealthResponse, InfoResponse, ReadyResponse
 from app.schemas.common import ERROR_RESPONSES
@@ -46,7 +47,7 @@ the replica that owns the index.
     },
 )
 async def ready(
-    slot: SlotDep,
+    model: ModelSlotDep,
     index: IndexSlotDep,
     generator: GeneratorSlotDep,
     require: Annotated[
@@ -54,7 +55,7 @@ async def ready(
     ] = None,
 ) -> JSONResponse:
     components = {
-        "model": ComponentState(state=slot.state, detail=slot.detail),
+        "model": ComponentState(state=model.state, detail=model.detail),
         "index": ComponentState(state=index.state, detail=index.detail),
         "generator": ComponentState(state=generator.state, detail=generator.detail),
     }
@@ -73,9 +74,9 @@ async def ready(
     responses={status: ERROR_RESPONSES[status] for status in (401, 429, 503)},
 )
 async def info(
-    model: ModelDep, settings: SettingsDep, index: IndexSlotDep, generator: GeneratorSlotDep
+    engine: EngineDep, settings: SettingsDep, index: IndexSlotDep, generator: GeneratorSlotDep
 ) -> InfoResponse:
-    described = model.encoder.info()
+    described = engine.describe()
     return InfoResponse(
         spec=described["spec"],
         fingerprint=described["fingerprint"],
@@ -89,7 +90,7 @@ async def info(
             index=index.state == "ready",
             generation=generator.state == "ready",
         ),
-        generation=GenerationInfo(**generator.describe()),
+        generation=GenerationInfo(**describe_generator(generator, settings)),
         limits=Limits(
             max_items=settings.max_items,
             max_text_chars=settings.max_text_chars,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.deps import EmbedderDep, ModelDep, SettingsDep
+from app.deps import EngineDep, SettingsDep
 from app.json_body import StrictJSONRoute
 from app.schemas.v1 import V1_ERROR_RESPONSES, EmbeddingsRequest, EmbeddingsResponse, ModelList, ModelObject
 from app.security import AccessDep
@@ -23,10 +23,10 @@ router = APIRouter(
     '(`"modality": "image"` with data URIs or URLs) or as Jina does (`{"image": ...}` entries, mixable with '
     '`{"text": ...}`). Errors in OpenAI\'s shape; invalid requests are 400.',
 )  # its examples name the configured model: app.openapi adds them
-async def embeddings(body: EmbeddingsRequest, embedder: EmbedderDep, settings: SettingsDep) -> EmbeddingsResponse:
-    return await service.embeddings(embedder, body, aliases=[settings.model])
+async def embeddings(body: EmbeddingsRequest, engine: EngineDep, settings: SettingsDep) -> EmbeddingsResponse:
+    return await service.embeddings(engine, body, aliases=[settings.model])
 
 
 @router.get("/models", response_model=ModelList, summary="The served model (OpenAI-compatible)")
-async def models(model: ModelDep) -> ModelList:
-    return ModelList(data=[ModelObject(id=model.encoder.spec, created=int(model.loaded_at))])
+async def models(engine: EngineDep) -> ModelList:
+    return ModelList(data=[ModelObject(id=engine.spec, created=int(engine.loaded_at))])

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
+from app.engine import Engine
 from app.errors import InvalidInput
 from app.images import Source
 from app.schemas import (
@@ -17,7 +18,7 @@ from app.schemas import (
     DifferenceResult,
     LabelScore,
 )
-from app.services.embedding import Embedder, named, rows
+from app.services.embedding import named, rows
 from models import geometry
 
 # |ĝ(I1) − ĝ(I2)| below this: the pair's embeddings coincide and their difference has no direction.
@@ -28,7 +29,7 @@ NO_DIFFERENCE = (
 
 
 async def classify(
-    embedder: Embedder,
+    embedder: Engine,
     *,
     images: Sequence[Source],
     labels: Sequence[str],
@@ -51,7 +52,7 @@ async def classify(
 
     # 2. Encode prompts + comparative texts (one job, cached) and images (another job)
     text_vectors, image_vectors = await asyncio.gather(
-        embedder.texts(texts), embedder.images(named("images", images))
+        embedder.encode_texts(texts), embedder.encode_images(named("images", images))
     )  # (C + K, D), (N, D)
     prototypes, comparative_vectors = text_vectors[: len(labels)], text_vectors[len(labels) :]
 
@@ -110,7 +111,7 @@ def _comparative_pairs(labels: Sequence[str], comparatives: Sequence[Comparative
 
 
 async def classify_difference(
-    embedder: Embedder, *, pairs: Sequence[tuple[Source, Source]], texts: Sequence[str]
+    embedder: Engine, *, pairs: Sequence[tuple[Source, Source]], texts: Sequence[str]
 ) -> DifferenceResponse:
     # 1. Check inputs
     embedder.check_count("pairs", pairs, at_least=1)
@@ -124,7 +125,7 @@ async def classify_difference(
         for side, image in zip(("first", "second"), pair, strict=True)
     ]
     image_vectors, text_vectors = await asyncio.gather(
-        embedder.images(sources), embedder.texts(named("texts", texts))
+        embedder.encode_images(sources), embedder.encode_texts(named("texts", texts))
     )  # (2P, D), (T, D)
     first, second = image_vectors[0::2], image_vectors[1::2]  # (P, D) each
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import torch
 from starlette.concurrency import run_in_threadpool
 
+from app.engine import Engine
 from app.errors import InvalidInput, NotFound
 from app.index import IndexStore, check_id
 from app.schemas.clip_back import INDICE_NAME, KnnRequest, KnnResult, MetadataEntry, MetadataRequest
 from app.schemas.common import ImageInput
-from app.services.embedding import Embedder
 from app.settings import Settings
 
 QUERY_FIELDS = ("text", "image", "image_url", "embedding_input")
@@ -21,7 +21,7 @@ def check_indice(name: str | None) -> None:
         raise NotFound(f"indice_name: no index named {name!r}; this server has {INDICE_NAME!r} (GET /indices-list)")
 
 
-async def query_vector(embedder: Embedder, store: IndexStore, body: KnnRequest) -> torch.Tensor:
+async def query_vector(embedder: Engine, store: IndexStore, body: KnnRequest) -> torch.Tensor:
     """The query of exactly one of text, image, image_url, embedding_input (empty = absent, as in
     clip back).  -> (D,)"""
     given = [name for name in QUERY_FIELDS if getattr(body, name) not in (None, "", [])]
@@ -30,10 +30,10 @@ async def query_vector(embedder: Embedder, store: IndexStore, body: KnnRequest) 
             f'give exactly one of "text", "image", "image_url", "embedding_input" (got {given or "none"})'
         )
     if body.text:
-        return (await embedder.texts([("text", body.text)]))[0]
+        return (await embedder.encode_texts([("text", body.text)]))[0]
     if body.image or body.image_url:
         source = ImageInput(b64=body.image) if body.image else ImageInput(url=body.image_url)
-        return (await embedder.images([(given[0], source)]))[0]
+        return (await embedder.encode_images([(given[0], source)]))[0]
     vector = torch.tensor(body.embedding_input, dtype=torch.float32)
     if vector.shape[0] != store.embed_dim:
         raise InvalidInput(
@@ -42,7 +42,7 @@ async def query_vector(embedder: Embedder, store: IndexStore, body: KnnRequest) 
     return vector  # normalized by the store
 
 
-async def knn(embedder: Embedder, store: IndexStore, settings: Settings, body: KnnRequest) -> list[KnnResult]:
+async def knn(embedder: Engine, store: IndexStore, settings: Settings, body: KnnRequest) -> list[KnnResult]:
     # 1. Check inputs
     check_indice(body.indice_name)
     if body.modality == "text":
@@ -62,7 +62,7 @@ async def knn(embedder: Embedder, store: IndexStore, settings: Settings, body: K
     ]
 
 
-def metadata(embedder: Embedder, store: IndexStore, body: MetadataRequest) -> list[MetadataEntry]:
+def metadata(embedder: Engine, store: IndexStore, body: MetadataRequest) -> list[MetadataEntry]:
     """The metadata of the given ids, in order; ids no longer indexed are left out."""
     check_indice(body.indice_name)
     embedder.check_count("ids", body.ids)  # bounded like every list: the lookups run on the event loop

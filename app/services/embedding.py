@@ -1,4 +1,4 @@
-"""The embedding service every other service builds on: checked inputs in, vectors out."""
+"""/embed, and the small helpers every service shares: named inputs, JSON-ready rows."""
 
 from __future__ import annotations
 
@@ -7,63 +7,15 @@ from collections.abc import Sequence
 
 import torch
 
+from app.engine import Engine
 from app.errors import InvalidInput
-from app.images import ImageLoader, Source
+from app.images import Source
 from app.schemas import EmbedResponse
-from app.settings import Settings
-from app.state import LoadedModel
 
 
 def named(field: str, items: Sequence) -> list[tuple[str, object]]:
     """[(field[i], item)] — the names error messages use."""
     return [(f"{field}[{i}]", item) for i, item in enumerate(items)]
-
-
-class Embedder:
-    """Checks request-level limits, decodes and preprocesses images off the event loop, and
-    sends the tensors through the model's batcher (texts through its cache)."""
-
-    def __init__(self, model: LoadedModel, images: ImageLoader, settings: Settings) -> None:
-        self.model = model
-        self.image_loader = images
-        self.max_items = settings.max_items
-        self.max_text_chars = settings.max_text_chars
-
-    @property
-    def fingerprint(self) -> str:
-        return self.model.fingerprint
-
-    # --- checks ----------------------------------------------------------------------------
-
-    def check_count(self, field: str, items: Sequence, *, at_least: int = 0) -> None:
-        if len(items) < at_least:
-            raise InvalidInput(f"{field}: give at least {at_least} entr{'y' if at_least == 1 else 'ies'}")
-        if len(items) > self.max_items:
-            raise InvalidInput(f"{field}: {len(items)} entries; at most {self.max_items} per request")
-
-    def check_texts(self, named_texts: Sequence[tuple[str, str]]) -> None:
-        for where, text in named_texts:
-            if not text.strip():
-                raise InvalidInput(f"{where}: empty text")
-            if len(text) > self.max_text_chars:
-                raise InvalidInput(f"{where}: {len(text)} characters; at most {self.max_text_chars}")
-
-    # --- encoding --------------------------------------------------------------------------
-
-    async def texts(self, named_texts: Sequence[tuple[str, str]]) -> torch.Tensor:
-        """Check and embed texts.  -> (N, D)"""
-        self.check_texts(named_texts)
-        return await self.model.encode_texts([text for _, text in named_texts])
-
-    async def images(self, sources: Sequence[tuple[str, Source]]) -> torch.Tensor:
-        """Load, preprocess (threadpool) and embed images.  -> (N, D)
-
-        Admitted by the batcher first: when the queue is full, or the decoded pixels in flight
-        would exceed their budget, the request is refused before any image is decoded."""
-        batcher = self.model.batcher
-        with batcher.admit(len(sources)):
-            pixels = await self.image_loader.load(sources, self.model.encoder.pixels, batcher.pixels)  # (N, 3, H, W)
-        return await self.model.encode_pixels(pixels)
 
 
 def rows(x: torch.Tensor) -> list[list[float]]:
@@ -73,7 +25,7 @@ def rows(x: torch.Tensor) -> list[list[float]]:
     return x.tolist()
 
 
-async def embed(embedder: Embedder, *, texts: Sequence[str], images: Sequence[Source]) -> EmbedResponse:
+async def embed(embedder: Engine, *, texts: Sequence[str], images: Sequence[Source]) -> EmbedResponse:
     # 1. Check inputs
     if not texts and not images:
         raise InvalidInput('give at least one entry in "texts" or "images"')
@@ -81,10 +33,9 @@ async def embed(embedder: Embedder, *, texts: Sequence[str], images: Sequence[So
     embedder.check_count("images", images)
     embedder.check_texts(named("texts", texts))
     # 2. Encode both kinds at once (they queue as separate batcher jobs)
-    empty = torch.empty(0, 0)
     text_vectors, image_vectors = await asyncio.gather(
-        embedder.texts(named("texts", texts)) if texts else _const(empty),
-        embedder.images(named("images", images)) if images else _const(empty),
+        embedder.encode_texts(named("texts", texts)) if texts else nothing(),
+        embedder.encode_images(named("images", images)) if images else nothing(),
     )
     return EmbedResponse(
         text_embeddings=rows(text_vectors),
@@ -93,5 +44,6 @@ async def embed(embedder: Embedder, *, texts: Sequence[str], images: Sequence[So
     )
 
 
-async def _const(value: torch.Tensor) -> torch.Tensor:
-    return value
+async def nothing() -> torch.Tensor:
+    """No vectors, as an awaitable: stands in for an encoding a request does not need.  -> (0, 0)"""
+    return torch.empty(0, 0)

@@ -8,22 +8,24 @@ from collections.abc import Sequence
 import torch
 from starlette.concurrency import run_in_threadpool
 
+from app.engine import Engine
 from app.errors import InvalidInput
 from app.images import Source
 from app.index import check_id
-from app.index.slot import IndexSlot
+from app.index.store import IndexStore
 from app.schemas import RankedImage, RankResponse
-from app.services.embedding import Embedder, named, rows
+from app.services.embedding import named, nothing, rows
+from app.slot import Slot
 from models import geometry
 
 
 async def rank(
-    embedder: Embedder,
+    embedder: Engine,
     *,
     images: Sequence[Source],
     text: str,
     ids: Sequence[str] = (),
-    index: IndexSlot | None = None,
+    index: Slot[IndexStore] | None = None,
 ) -> RankResponse:
     # 1. Check inputs
     if not images and not ids:
@@ -39,9 +41,9 @@ async def rank(
 
     # 2. Encode the direction f(text) and the images; look up the indexed items
     text_vectors, image_vectors, item_vectors = await asyncio.gather(
-        embedder.texts([("text", text)]),
-        embedder.images(named("images", images)) if images else _empty(),
-        run_in_threadpool(store.vectors, list(ids)) if store is not None else _empty(),
+        embedder.encode_texts([("text", text)]),
+        embedder.encode_images(named("images", images)) if images else nothing(),
+        run_in_threadpool(store.vectors, list(ids)) if store is not None else nothing(),
     )  # (1, D), (N, D), (M, D)
     dim = text_vectors.shape[1]
     vectors = torch.cat([image_vectors.reshape(-1, dim), torch.as_tensor(item_vectors).reshape(-1, dim)])  # (N + M, D)
@@ -52,7 +54,3 @@ async def rank(
     order = torch.argsort(scores, descending=True, stable=True)
     values = rows(scores[None])[0]
     return RankResponse(results=[RankedImage(index=refs[i][0], id=refs[i][1], score=values[i]) for i in order.tolist()])
-
-
-async def _empty() -> torch.Tensor:
-    return torch.empty(0)

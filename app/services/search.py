@@ -10,11 +10,11 @@ import numpy as np
 import torch
 from starlette.concurrency import run_in_threadpool
 
+from app.engine import Engine
 from app.errors import InvalidInput, NotFound
-from app.images import decode_b64, media_type
+from app.images import media_type
 from app.index import IndexStore, NewItem, check_id
 from app.index.metadata import check_metadata
-from app.schemas.common import ImageInput
 from app.schemas.index import (
     AddItemsResponse,
     DeleteResponse,
@@ -25,27 +25,14 @@ from app.schemas.index import (
     SearchResponse,
     SearchTerm,
 )
-from app.services.embedding import Embedder
+from app.services.embedding import nothing
 from app.settings import Settings
 from models import geometry
-
-
-async def image_bytes(embedder: Embedder, sources: Sequence[tuple[str, ImageInput]]) -> list[bytes]:
-    """The file bytes of image inputs (base64 decoded, URLs fetched where allowed)."""
-    fetcher = embedder.image_loader.fetcher
-
-    async def one(where: str, source: ImageInput) -> bytes:
-        if source.url is not None:
-            return await fetcher.fetch(source.url, where)
-        return decode_b64(source.b64 or "", where)
-
-    return list(await asyncio.gather(*(one(where, source) for where, source in sources)))
-
 
 # --- index ---------------------------------------------------------------------------------
 
 
-async def add_items(embedder: Embedder, store: IndexStore, items: Sequence[IndexItemInput]) -> AddItemsResponse:
+async def add_items(embedder: Engine, store: IndexStore, items: Sequence[IndexItemInput]) -> AddItemsResponse:
     # 1. Check inputs (ids, duplicates, metadata) before any image is decoded
     embedder.check_count("items", items, at_least=1)
     ids = [item.id if item.id is not None else uuid.uuid4().hex for item in items]
@@ -59,8 +46,8 @@ async def add_items(embedder: Embedder, store: IndexStore, items: Sequence[Index
 
     # 2. Read the image bytes (kept as the items' sources) and embed them
     wheres = [f"items[{i}].image" for i in range(len(items))]
-    data = await image_bytes(embedder, list(zip(wheres, [item.image for item in items], strict=True)))
-    vectors = await embedder.images(list(zip(wheres, data, strict=True)))  # (N, D)
+    data = await embedder.read_image_bytes(list(zip(wheres, [item.image for item in items], strict=True)))
+    vectors = await embedder.encode_images(list(zip(wheres, data, strict=True)))  # (N, D)
 
     # 3. Log durably, then apply (blocking fsync: off the event loop)
     new = [NewItem(ids[i], vectors[i].numpy(), item.metadata, data[i]) for i, item in enumerate(items)]
@@ -104,7 +91,7 @@ def describe(store: IndexStore) -> IndexInfo:
 # --- search --------------------------------------------------------------------------------
 
 
-async def term_vectors(embedder: Embedder, store: IndexStore | None, terms: Sequence[SearchTerm]) -> torch.Tensor:
+async def term_vectors(embedder: Engine, store: IndexStore | None, terms: Sequence[SearchTerm]) -> torch.Tensor:
     """Embed each term: texts and difference texts by the text tower, images by the image tower,
     ids from the index.  -> (T, D) in term order"""
     texts = [
@@ -120,13 +107,10 @@ async def term_vectors(embedder: Embedder, store: IndexStore | None, terms: Sequ
     if ids and store is None:
         raise InvalidInput("id terms need an index")
 
-    async def none() -> torch.Tensor:
-        return torch.empty(0)
-
     text_vectors, image_vectors, id_vectors = await asyncio.gather(
-        embedder.texts([(where, text) for _, where, text in texts]) if texts else none(),
-        embedder.images([(where, image) for _, where, image in images]) if images else none(),
-        run_in_threadpool(store.vectors, [item_id for _, _, item_id in ids]) if ids else none(),
+        embedder.encode_texts([(where, text) for _, where, text in texts]) if texts else nothing(),
+        embedder.encode_images([(where, image) for _, where, image in images]) if images else nothing(),
+        run_in_threadpool(store.vectors, [item_id for _, _, item_id in ids]) if ids else nothing(),
     )
     out: list[torch.Tensor | None] = [None] * len(terms)
     for rows, vectors in ((texts, text_vectors), (images, image_vectors), (ids, id_vectors)):
@@ -149,7 +133,7 @@ def contributions(vectors: torch.Tensor, weights: torch.Tensor, hits: torch.Tens
 
 
 async def search(
-    embedder: Embedder,
+    embedder: Engine,
     store: IndexStore,
     settings: Settings,
     *,

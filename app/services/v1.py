@@ -11,10 +11,11 @@ from typing import Any
 
 import torch
 
+from app.engine import Engine
 from app.errors import InvalidInput, NotFound
 from app.schemas.common import ImageInput
 from app.schemas.v1 import EmbeddingObject, EmbeddingsRequest, EmbeddingsResponse, Usage
-from app.services.embedding import Embedder, rows
+from app.services.embedding import nothing, rows
 
 URL_SCHEMES = ("http://", "https://")
 
@@ -54,16 +55,16 @@ def image_source(value: str) -> ImageInput:
     return ImageInput(url=value) if value.startswith(URL_SCHEMES) else ImageInput(b64=value)
 
 
-def check_model(embedder: Embedder, body: EmbeddingsRequest, aliases: Sequence[str]) -> str:
+def check_model(embedder: Engine, body: EmbeddingsRequest, aliases: Sequence[str]) -> str:
     """The served model's id; `model` must name it (or be how the operator configured it)."""
-    served = embedder.model.encoder.spec
+    served = embedder.spec
     if body.model != served and body.model not in aliases:
         raise NotFound(
             f"model {body.model!r} is not served here; this server serves {served!r} (GET /v1/models)",
             param="model",
             code="model_not_found",
         )
-    size = embedder.model.encoder.embed_dim
+    size = embedder.embed_dim
     if body.dimensions is not None and body.dimensions != size:
         raise InvalidInput(
             f"dimensions: {body.dimensions}; this model's embeddings have {size} dimensions, and no other size "
@@ -73,7 +74,7 @@ def check_model(embedder: Embedder, body: EmbeddingsRequest, aliases: Sequence[s
     return served
 
 
-async def embeddings(embedder: Embedder, body: EmbeddingsRequest, aliases: Sequence[str] = ()) -> EmbeddingsResponse:
+async def embeddings(embedder: Engine, body: EmbeddingsRequest, aliases: Sequence[str] = ()) -> EmbeddingsResponse:
     # 1. Check inputs: the model, the size, each entry, the limits of /embed
     served = check_model(embedder, body, aliases)
     if isinstance(body.input, list):
@@ -85,8 +86,8 @@ async def embeddings(embedder: Embedder, body: EmbeddingsRequest, aliases: Seque
 
     # 2. Encode both kinds at once (separate batcher jobs), then put them back in input order
     text_vectors, image_vectors = await asyncio.gather(
-        embedder.texts(texts) if texts else _none(),
-        embedder.images(images) if images else _none(),
+        embedder.encode_texts(texts) if texts else nothing(),
+        embedder.encode_images(images) if images else nothing(),
     )
     next_of = {"text": iter(text_vectors), "image": iter(image_vectors)}
     vectors = torch.stack([next(next_of[part.kind]) for part in entries])  # (N, D)
@@ -105,7 +106,3 @@ def encode(vectors: torch.Tensor, encoding_format: str) -> list[list[float]] | l
         return as_floats
     little_endian = vectors.numpy().astype("<f4")
     return [base64.b64encode(row.tobytes()).decode("ascii") for row in little_endian]
-
-
-async def _none() -> torch.Tensor:
-    return torch.empty(0, 0)

@@ -69,7 +69,7 @@ def test_fifty_concurrent_requests_answer_as_sequential_ones(encoder):
         app = create_app(make_settings(max_wait_ms=20, max_batch=32), encoder=encoder)
         async with app.router.lifespan_context(app):
             results = await run(app, calls, concurrent)
-            return results, app.state.model_slot.model.batcher.stats.largest_batch
+            return results, app.state.model_slot.require().health().largest_batch
 
     together, largest_together = asyncio.run(answers(concurrent=True))
     sequential, largest_alone = asyncio.run(answers(concurrent=False))

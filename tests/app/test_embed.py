@@ -54,9 +54,9 @@ def test_multipart_upload_gives_the_json_answer(client):
 
 
 def test_repeated_texts_come_from_the_cache(client):
-    slot = client.app.state.model_slot
+    engine = client.app.state.model_slot.require()
     first = client.post("/embed", json={"texts": ["a cached sentence", "another one"]}).json()
-    hits = slot.model.texts.hits
+    hits = engine.health().cache_hits
     second = client.post("/embed", json={"texts": ["another one", "a cached sentence"]}).json()
-    assert slot.model.texts.hits == hits + 2
+    assert engine.health().cache_hits == hits + 2
     assert second["text_embeddings"] == first["text_embeddings"][::-1]

@@ -77,7 +77,7 @@ def image_of(body: dict) -> Image.Image:
 
 def gate(client):
     """Hold the worker inside its first denoising step until `release` is set."""
-    manager = client.app.state.generator_slot.manager
+    manager = client.app.state.generator_slot.require().jobs
     entered, release, run = threading.Event(), threading.Event(), manager.runner
 
     def gated(request, on_step):
@@ -94,7 +94,7 @@ def gate(client):
 
 def pace(client, seconds: float) -> None:
     """Make every denoising step last `seconds` after it reports, so a poller sees each step."""
-    manager = client.app.state.generator_slot.manager
+    manager = client.app.state.generator_slot.require().jobs
     run = manager.runner
 
     def paced(request, on_step):
@@ -166,7 +166,7 @@ def test_same_seed_same_image_and_edits_change_it(gen_client):
     assert images[2] != images[0]
     assert images[3] != images[0]
     # every job ran on a fresh scheduler: the pipeline's own never took a step
-    assert client.app.state.generator_slot.bridge.pipe.scheduler.step_index is None
+    assert client.app.state.generator_slot.require().bridge.pipe.scheduler.step_index is None
 
 
 def test_cancel_a_running_job_and_a_queued_one(gen_client):

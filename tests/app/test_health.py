@@ -8,7 +8,7 @@ import time
 import pytest
 from apptools import make_settings
 
-from app.generation.slot import UNSET_REASON
+from app.generation.generator import UNSET_REASON
 from app.index import IndexStore
 from app.main import create_app
 

@@ -26,7 +26,7 @@ def basis(encoder):
 @pytest.fixture
 def indexed(client, basis):
     """Axis items a = e0, b = e1, c = e2 (stored with norms ≠ 1: the store normalizes), and mixtures."""
-    store = client.app.state.index_slot.store
+    store = client.app.state.index_slot.require()
     store.put(
         [
             NewItem("a", basis(3.0)),

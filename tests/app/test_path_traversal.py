@@ -131,8 +131,8 @@ class _StubGenerator:
     def __init__(self) -> None:
         self.jobs = JobManager(lambda request, step: None, queue_limit=1, ttl_s=60)
 
-    def require(self) -> JobManager:
-        return self.jobs
+    def require(self) -> _StubGenerator:
+        return self  # the ready generator: its `jobs` are what the routes use
 
 
 @pytest.mark.parametrize(

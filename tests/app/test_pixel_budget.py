@@ -57,13 +57,13 @@ def test_requests_beyond_the_pixel_budget_are_refused_while_those_within_it_succ
                 gated.gate.set()
                 answers = await asyncio.gather(first, second, third)
                 after = await client.post("/embed", json=one_image)
-            return answers, after, app.state.model_slot.model.batcher
+            return answers, after, app.state.model_slot.require()
 
-    (first, second, third), after, batcher = asyncio.run(scenario())
+    (first, second, third), after, engine = asyncio.run(scenario())
     assert first.status_code == 200 and second.status_code == 200
     assert len(first.json()["image_embeddings"]) == 2
     assert third.status_code == 429, third.text[:300]
     assert int(third.headers["retry-after"]) >= 1
     assert "pixels" in third.text and "10000" in third.text
     assert after.status_code == 200  # the budget was given back
-    assert batcher.pixels.held == 0
+    assert engine.health().pixels_in_flight == 0

@@ -1,0 +1,217 @@
+"""The inference engine: the one object services encode through.
+
+It owns the loaded model, the micro-batcher that runs it, the text-embedding cache, image
+loading and admission (the batcher's bounded queue and the decoded-pixel budget). Services call
+`encode_texts`, `encode_images` and `read_image_bytes`; nothing outside reaches the batcher.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from app.batcher import Kind, MicroBatcher
+from app.errors import InvalidInput
+from app.images import ImageLoader, Source
+from app.settings import Settings
+from app.slot import Slot
+from models import Encoder, create_model
+
+log = logging.getLogger(__name__)
+
+Loader = Callable[[Settings], Encoder]
+BatchObserver = Callable[[Kind, int, float], None]
+
+
+def load_encoder(settings: Settings) -> Encoder:
+    """The default loader: the model named by the settings, on the configured device."""
+    if settings.torch_threads is not None:
+        torch.set_num_threads(settings.torch_threads)
+    return create_model(settings.model, device=settings.device)
+
+
+class TextCache:
+    """LRU of text embeddings keyed by (model fingerprint, text). Used from the event loop."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, fingerprint: str, text: str) -> torch.Tensor | None:
+        vector = self._entries.get((fingerprint, text))
+        if vector is None:
+            self.misses += 1
+            return None
+        self._entries.move_to_end((fingerprint, text))
+        self.hits += 1
+        return vector
+
+    def put(self, fingerprint: str, text: str, vector: torch.Tensor) -> None:
+        if self.size <= 0:
+            return
+        self._entries[(fingerprint, text)] = vector
+        self._entries.move_to_end((fingerprint, text))
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+@dataclass(frozen=True)
+class EngineHealth:
+    """Counters for /metrics and tests, read at one moment."""
+
+    queue_depth: int  # items waiting for the model
+    pixels_in_flight: int  # decoded image pixels held by requests now decoding
+    batches: int  # forward passes run
+    largest_batch: int  # items in the largest of them
+    cached_texts: int
+    cache_hits: int
+    cache_misses: int
+
+
+class Engine:
+    """Named inputs in — (field name for messages, input) pairs — normalized (N, D) vectors out."""
+
+    def __init__(
+        self, encoder: Encoder, settings: Settings, images: ImageLoader, on_batch: BatchObserver | None = None
+    ) -> None:
+        self._encoder = encoder
+        self._images = images
+        self._texts = TextCache(settings.text_cache_size)
+        self._batcher = MicroBatcher(
+            encoder,
+            max_batch=settings.max_batch,
+            max_wait_ms=settings.max_wait_ms,
+            queue_limit=settings.queue_limit,
+            pixels_in_flight=settings.max_pixels_in_flight,
+            on_batch=on_batch,
+        )
+        self.max_items = settings.max_items
+        self.max_text_chars = settings.max_text_chars
+        self.loaded_at = time.time()  # Unix time
+
+    # --- the model ---------------------------------------------------------------------------
+
+    @property
+    def fingerprint(self) -> str:
+        return self._encoder.fingerprint
+
+    @property
+    def spec(self) -> str:
+        return self._encoder.spec
+
+    @property
+    def embed_dim(self) -> int:
+        return self._encoder.embed_dim
+
+    @property
+    def encoder(self) -> Encoder:
+        """The loaded model itself, for the SDXL bridge that converts its text tower; encoding
+        always goes through `encode_texts` and `encode_images`."""
+        return self._encoder
+
+    def describe(self) -> dict[str, Any]:
+        """For /info: spec, fingerprint, embed_dim, device, dtype, notes."""
+        return self._encoder.info()
+
+    def health(self) -> EngineHealth:
+        stats = self._batcher.stats
+        return EngineHealth(
+            queue_depth=self._batcher.queue_depth,
+            pixels_in_flight=self._batcher.pixels.held,
+            batches=stats.batches,
+            largest_batch=stats.largest_batch,
+            cached_texts=len(self._texts),
+            cache_hits=self._texts.hits,
+            cache_misses=self._texts.misses,
+        )
+
+    # --- request-level checks (the services call them before any work) -----------------------
+
+    def check_count(self, field: str, items: Sequence, *, at_least: int = 0) -> None:
+        if len(items) < at_least:
+            raise InvalidInput(f"{field}: give at least {at_least} entr{'y' if at_least == 1 else 'ies'}")
+        if len(items) > self.max_items:
+            raise InvalidInput(f"{field}: {len(items)} entries; at most {self.max_items} per request")
+
+    def check_texts(self, named_texts: Sequence[tuple[str, str]]) -> None:
+        for where, text in named_texts:
+            if not text.strip():
+                raise InvalidInput(f"{where}: empty text")
+            if len(text) > self.max_text_chars:
+                raise InvalidInput(f"{where}: {len(text)} characters; at most {self.max_text_chars}")
+
+    # --- encoding ----------------------------------------------------------------------------
+
+    async def encode_texts(self, named_texts: Sequence[tuple[str, str]]) -> torch.Tensor:
+        """Check and embed texts, through the cache; only misses reach the batcher.  -> (N, D)"""
+        self.check_texts(named_texts)
+        texts = [text for _, text in named_texts]
+        found: dict[str, torch.Tensor] = {}
+        missing: list[str] = []
+        for text in dict.fromkeys(texts):
+            vector = self._texts.get(self.fingerprint, text)
+            if vector is None:
+                missing.append(text)
+            else:
+                found[text] = vector
+        if missing:
+            out = await self._batcher.encode_texts(missing)  # (M, D)
+            for text, vector in zip(missing, out, strict=True):
+                vector = vector.clone()
+                self._texts.put(self.fingerprint, text, vector)
+                found[text] = vector
+        return torch.stack([found[text] for text in texts])
+
+    async def encode_images(self, named_sources: Sequence[tuple[str, Source]]) -> torch.Tensor:
+        """Load, preprocess (threadpool) and embed images.  -> (N, D)
+
+        Admitted first: when the queue is full, or the decoded pixels in flight would exceed
+        their budget, the request is refused before any image is fetched or decoded."""
+        with self._batcher.admit(len(named_sources)):
+            pixels = await self._images.load(named_sources, self._encoder.pixels, self._batcher.pixels)  # (N, 3, H, W)
+        return await self._batcher.encode_pixels(pixels)
+
+    async def read_image_bytes(self, named_sources: Sequence[tuple[str, Source]]) -> list[bytes]:
+        """The file bytes of image inputs (base64 decoded, URLs fetched where allowed), nothing decoded."""
+        return await self._images.read_bytes(named_sources)
+
+    def close(self) -> None:
+        """Stop the batcher: queued jobs fail with `NotReady`, the running batch finishes."""
+        self._batcher.close()
+
+
+def engine_slot(
+    settings: Settings,
+    images: ImageLoader,
+    *,
+    encoder: Encoder | None = None,
+    loader: Loader = load_encoder,
+    on_batch: BatchObserver | None = None,
+) -> Slot[Engine]:
+    """The model's slot: ready now with `encoder`, or loading `settings.model` with `loader` in
+    a background thread."""
+    slot: Slot[Engine] = Slot(
+        "model", loading=f"model {settings.model} is loading", failed=f"model {settings.model} failed to load"
+    )
+
+    def load(encoder: Encoder) -> Engine:
+        log.info("model ready: %s (%s on %s)", encoder.spec, encoder.fingerprint[:12], encoder.device)
+        return Engine(encoder, settings, images, on_batch)
+
+    if encoder is not None:
+        slot.install(load(encoder))
+    else:
+        log.info("loading model %s on %s", settings.model, settings.device)
+        slot.start(lambda: load(loader(settings)))
+    return slot
