@@ -40,9 +40,9 @@ def get_model(slot: SlotDep) -> LoadedModel:
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
 
 
-def get_embedder(request: Request, model: ModelDep, settings: SettingsDep) -> Embedder:
+def get_embedder(request: Request, model: ModelDep) -> Embedder:
     loader: ImageLoader = request.app.state.image_loader
-    return Embedder(model, loader, settings)
+    return Embedder(model, loader)
 
 
 EmbedderDep = Annotated[Embedder, Depends(get_embedder)]

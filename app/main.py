@@ -14,7 +14,7 @@ from app.errors import install_error_handlers
 from app.generation.slot import GeneratorSlot, PipelineLoader, load_sdxl
 from app.images import ImageLoader
 from app.index.slot import IndexSlot
-from app.limits import BodyLimitMiddleware
+from app.limits import BodyLimitMiddleware, SchemaLimitsMiddleware
 from app.memory import return_large_blocks_to_the_os
 from app.metrics import Metrics, MetricsMiddleware
 from app.openapi import document_limits
@@ -96,6 +96,7 @@ def create_app(
         app.include_router(module.router)
     install_pages(app)
     # Outermost first on the way in: count everything, then refuse oversized bodies.
+    app.add_middleware(SchemaLimitsMiddleware, settings=settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     if settings.cors_origin_list:  # outermost: a browser's preflight is answered before any other check

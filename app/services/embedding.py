@@ -1,4 +1,5 @@
-"""The embedding service every other service builds on: checked inputs in, vectors out."""
+"""The embedding service every other service builds on: inputs validated by the schemas (their
+limits too, see `app.schemas.limits`) in, vectors out."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import torch
 from app.errors import InvalidInput
 from app.images import ImageLoader, Source
 from app.schemas import EmbedResponse
-from app.settings import Settings
 from app.state import LoadedModel
 
 
@@ -20,39 +20,19 @@ def named(field: str, items: Sequence) -> list[tuple[str, object]]:
 
 
 class Embedder:
-    """Checks request-level limits, decodes and preprocesses images off the event loop, and
-    sends the tensors through the model's batcher (texts through its cache)."""
+    """Decodes and preprocesses images off the event loop, and sends the tensors through the
+    model's batcher (texts through its cache)."""
 
-    def __init__(self, model: LoadedModel, images: ImageLoader, settings: Settings) -> None:
+    def __init__(self, model: LoadedModel, images: ImageLoader) -> None:
         self.model = model
         self.image_loader = images
-        self.max_items = settings.max_items
-        self.max_text_chars = settings.max_text_chars
 
     @property
     def fingerprint(self) -> str:
         return self.model.fingerprint
 
-    # --- checks ----------------------------------------------------------------------------
-
-    def check_count(self, field: str, items: Sequence, *, at_least: int = 0) -> None:
-        if len(items) < at_least:
-            raise InvalidInput(f"{field}: give at least {at_least} entr{'y' if at_least == 1 else 'ies'}")
-        if len(items) > self.max_items:
-            raise InvalidInput(f"{field}: {len(items)} entries; at most {self.max_items} per request")
-
-    def check_texts(self, named_texts: Sequence[tuple[str, str]]) -> None:
-        for where, text in named_texts:
-            if not text.strip():
-                raise InvalidInput(f"{where}: empty text")
-            if len(text) > self.max_text_chars:
-                raise InvalidInput(f"{where}: {len(text)} characters; at most {self.max_text_chars}")
-
-    # --- encoding --------------------------------------------------------------------------
-
     async def texts(self, named_texts: Sequence[tuple[str, str]]) -> torch.Tensor:
-        """Check and embed texts.  -> (N, D)"""
-        self.check_texts(named_texts)
+        """Embed texts.  -> (N, D)"""
         return await self.model.encode_texts([text for _, text in named_texts])
 
     async def images(self, sources: Sequence[tuple[str, Source]]) -> torch.Tensor:
@@ -74,12 +54,9 @@ def rows(x: torch.Tensor) -> list[list[float]]:
 
 
 async def embed(embedder: Embedder, *, texts: Sequence[str], images: Sequence[Source]) -> EmbedResponse:
-    # 1. Check inputs
+    # 1. Check inputs (each field's limits are the schemas'; this rule spans two fields)
     if not texts and not images:
         raise InvalidInput('give at least one entry in "texts" or "images"')
-    embedder.check_count("texts", texts)
-    embedder.check_count("images", images)
-    embedder.check_texts(named("texts", texts))
     # 2. Encode both kinds at once (they queue as separate batcher jobs)
     empty = torch.empty(0, 0)
     text_vectors, image_vectors = await asyncio.gather(

@@ -26,7 +26,6 @@ from app.schemas.index import (
     SearchTerm,
 )
 from app.services.embedding import Embedder
-from app.settings import Settings
 from models import geometry
 
 
@@ -47,7 +46,6 @@ async def image_bytes(embedder: Embedder, sources: Sequence[tuple[str, ImageInpu
 
 async def add_items(embedder: Embedder, store: IndexStore, items: Sequence[IndexItemInput]) -> AddItemsResponse:
     # 1. Check inputs (ids, duplicates, metadata) before any image is decoded
-    embedder.check_count("items", items, at_least=1)
     ids = [item.id if item.id is not None else uuid.uuid4().hex for item in items]
     seen: set[str] = set()
     for i, (item_id, item) in enumerate(zip(ids, items, strict=True)):
@@ -116,7 +114,6 @@ async def term_vectors(embedder: Embedder, store: IndexStore | None, terms: Sequ
     ids = [(i, f"terms[{i}].id", t.id) for i, t in enumerate(terms) if t.id is not None]
     for _, where, item_id in ids:
         check_id(item_id, where)
-    embedder.check_texts([(where, text) for _, where, text in texts])
     if ids and store is None:
         raise InvalidInput("id terms need an index")
 
@@ -151,7 +148,6 @@ def contributions(vectors: torch.Tensor, weights: torch.Tensor, hits: torch.Tens
 async def search(
     embedder: Embedder,
     store: IndexStore,
-    settings: Settings,
     *,
     terms: Sequence[SearchTerm],
     k: int,
@@ -159,11 +155,7 @@ async def search(
     include_query_items: bool = False,
 ) -> SearchResponse:
     """See `app.schemas.index.SEARCH_DESCRIPTION` for the combination rule."""
-    # 1. Check inputs
-    if len(terms) > settings.max_search_terms:
-        raise InvalidInput(f"terms: {len(terms)} terms; at most {settings.max_search_terms} per expression")
-    if k > settings.max_search_k:
-        raise InvalidInput(f"k: {k}; at most {settings.max_search_k}")
+    # 1. Check inputs (the number of terms and `k` are bounded by the schema)
     if filter is not None:
         check_metadata(filter, "filter")
 
