@@ -7,8 +7,9 @@ both its validation (a 422 that says the limit) and the OpenAPI document (`maxIt
 
 Settings are per app (tests build apps with different limits in one process), so a bound is
 read when it is used: from the settings of the app serving the request or building its
-document (`serving`, set by `app.limits.SchemaLimitsMiddleware` and `app.openapi`); outside
-both (a script validating a body), the defaults of `Settings`.
+document (`serving`, set by `app.limits.SchemaLimitsMiddleware` and `app.openapi`). Outside
+both (`app.client` checking a body before sending it, a script) there is no bound: limits are
+a server's, and the server checks them.
 """
 
 from __future__ import annotations
@@ -40,9 +41,17 @@ def serving(settings: Settings) -> Iterator[None]:
 
 
 def limit(setting: str) -> int:
-    """The value of `setting` for the app being served (see the module docstring)."""
+    """The value of `setting` for the app being served, for a check that spans several fields."""
     settings = _serving.get()
-    return getattr(settings, setting) if settings is not None else Settings.model_fields[setting].default
+    if settings is None:
+        raise LookupError(f"no app is being served here to read {setting!r} from (see app.schemas.limits)")
+    return getattr(settings, setting)
+
+
+def _bound(setting: str) -> int | None:
+    """The value of `setting` for the app being served; None outside one (no bound)."""
+    settings = _serving.get()
+    return None if settings is None else getattr(settings, setting)
 
 
 class Bound(ABC):
@@ -66,7 +75,9 @@ class Bound(ABC):
         """Raise PydanticCustomError when `value` is over `bound`."""
 
     def _validate(self, value: Any) -> Any:
-        self.check(value, limit(self.setting))
+        bound = _bound(self.setting)
+        if bound is not None:
+            self.check(value, bound)
         return value
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
@@ -78,10 +89,14 @@ class Bound(ABC):
     def __get_pydantic_json_schema__(
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
-        json_schema = copy.deepcopy(handler(schema))  # never write into a shared constant (WithJsonSchema's)
+        json_schema = handler(schema)
+        bound = _bound(self.setting)
+        if bound is None:
+            return json_schema
+        json_schema = copy.deepcopy(json_schema)  # never write into a shared constant (WithJsonSchema's)
         for node in (json_schema, *json_schema.get("anyOf", ())):  # the node, or the variants of a union
             if node.get("type") in self.json_types:
-                node[self.keyword] = limit(self.setting)
+                node[self.keyword] = bound
         return json_schema
 
 

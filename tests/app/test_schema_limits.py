@@ -14,7 +14,6 @@ from app.schemas import EmbedRequest
 from app.schemas.common import RequestModel
 from app.schemas.generate import GenerateRequest
 from app.schemas.limits import MAX_CHARS, MAX_ITEMS, MaxItems, limit, serving
-from app.settings import Settings
 
 LIMITS = {"max_items": 3, "max_text_chars": 20, "max_search_k": 50, "max_search_terms": 2}
 MODEL = "tiny-base"  # make_settings' model, the served one
@@ -121,15 +120,18 @@ def test_generation_limits_and_the_negative_prompt_are_bounded_by_the_schema():
     assert prop(schemas, "GenerateRequest", "height")["maximum"] == 64
 
 
-def test_outside_an_app_the_defaults_of_the_settings_apply():
-    default = Settings.model_fields["max_items"].default
-    assert limit("max_items") == default
-    assert EmbedRequest.model_json_schema()["properties"]["texts"]["maxItems"] == default
+def test_outside_a_server_there_is_no_bound():
+    """`app.client` validates bodies before sending them: the server it talks to has the limits."""
+    many = {"texts": ["a"] * 300}
+    assert len(EmbedRequest.model_validate(many).texts) == 300
+    assert "maxItems" not in EmbedRequest.model_json_schema()["properties"]["texts"]
+    with pytest.raises(LookupError, match="max_items"):
+        limit("max_items")
     with serving(make_settings(max_items=9)):
         assert limit("max_items") == 9
-        with pytest.raises(ValidationError, match="10 entries; at most 9"):
-            EmbedRequest.model_validate({"texts": ["a"] * 10})
-    assert limit("max_items") == default
+        with pytest.raises(ValidationError, match="300 entries; at most 9"):
+            EmbedRequest.model_validate(many)
+    assert len(EmbedRequest.model_validate(many).texts) == 300
 
 
 def test_a_bound_must_name_a_setting():
