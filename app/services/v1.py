@@ -54,8 +54,8 @@ _TEXT = TypeAdapter(Text)
 
 
 def check_texts(texts: Sequence[tuple[str, str]]) -> None:
-    """Each text entry as a `Text` field is checked (not blank, the length limit). Checked here,
-    not by the schema: whether a string of `input` is a text depends on `modality`."""
+    """Check each text entry as a `Text` field is checked (not blank, the length limit); here,
+    not in the schema, because whether a string of `input` is a text depends on `modality`."""
     for where, text in texts:
         try:
             _TEXT.validate_python(text)
