@@ -17,7 +17,6 @@ from typing import Any
 import torch
 
 from app.batcher import Kind, MicroBatcher
-from app.errors import InvalidInput
 from app.images import ImageLoader, Source
 from app.settings import Settings
 from app.slot import Slot
@@ -96,8 +95,6 @@ class Engine:
             pixels_in_flight=settings.max_pixels_in_flight,
             on_batch=on_batch,
         )
-        self.max_items = settings.max_items
-        self.max_text_chars = settings.max_text_chars
         self.loaded_at = time.time()  # Unix time
 
     # --- the model ---------------------------------------------------------------------------
@@ -136,26 +133,10 @@ class Engine:
             cache_misses=self._texts.misses,
         )
 
-    # --- request-level checks (the services call them before any work) -----------------------
-
-    def check_count(self, field: str, items: Sequence, *, at_least: int = 0) -> None:
-        if len(items) < at_least:
-            raise InvalidInput(f"{field}: give at least {at_least} entr{'y' if at_least == 1 else 'ies'}")
-        if len(items) > self.max_items:
-            raise InvalidInput(f"{field}: {len(items)} entries; at most {self.max_items} per request")
-
-    def check_texts(self, named_texts: Sequence[tuple[str, str]]) -> None:
-        for where, text in named_texts:
-            if not text.strip():
-                raise InvalidInput(f"{where}: empty text")
-            if len(text) > self.max_text_chars:
-                raise InvalidInput(f"{where}: {len(text)} characters; at most {self.max_text_chars}")
-
     # --- encoding ----------------------------------------------------------------------------
 
     async def encode_texts(self, named_texts: Sequence[tuple[str, str]]) -> torch.Tensor:
-        """Check and embed texts, through the cache; only misses reach the batcher.  -> (N, D)"""
-        self.check_texts(named_texts)
+        """Embed texts (checked by the schemas), through the cache; only misses reach the batcher.  -> (N, D)"""
         texts = [text for _, text in named_texts]
         found: dict[str, torch.Tensor] = {}
         missing: list[str] = []

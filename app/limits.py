@@ -1,10 +1,13 @@
-"""Request body size limit (→ 413), enforced before the app reads the body."""
+"""Request limits around the app: the body size (→ 413), enforced before the app reads the
+body; and the settings the request schemas read their limits from (`app.schemas.limits`)."""
 
 from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import error_response
+from app.schemas.limits import serving
+from app.settings import Settings
 
 
 class BodyLimitMiddleware:
@@ -54,3 +57,16 @@ class BodyLimitMiddleware:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = f"request body over {self.max_bytes} bytes (PCCLIP_MAX_BODY_BYTES)"
         await error_response(scope["path"], 413, message)(scope, receive, send)
+
+
+class SchemaLimitsMiddleware:
+    """Validates every request under `settings`: the schemas' bounds (`app.schemas.limits`) are
+    this app's, not another app's of the same process."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with serving(self.settings):
+            await self.app(scope, receive, send)

@@ -15,7 +15,7 @@ from app.errors import install_error_handlers
 from app.generation.generator import PipelineLoader, generator_slot, load_sdxl
 from app.images import ImageLoader
 from app.index.serving import index_slot
-from app.limits import BodyLimitMiddleware
+from app.limits import BodyLimitMiddleware, SchemaLimitsMiddleware
 from app.memory import return_large_blocks_to_the_os
 from app.metrics import Metrics, MetricsMiddleware
 from app.openapi import document_limits
@@ -100,6 +100,7 @@ def create_app(
 
 def _install_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
     # Outermost first on the way in: count everything, then refuse oversized bodies.
+    app.add_middleware(SchemaLimitsMiddleware, settings=settings)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     if settings.cors_origin_list:  # outermost: a browser's preflight is answered before any other check

@@ -11,14 +11,15 @@ from app.deps import EngineDep
 from app.errors import InvalidInput
 from app.json_body import StrictJSONRoute
 from app.schemas import ClassifyRequest, ClassifyResponse, Comparative, DifferenceRequest, DifferenceResponse
-from app.schemas.classify import CLASSIFY_EXAMPLES, DEFAULT_TEMPLATE, DIFFERENCE_EXAMPLES
-from app.schemas.common import ERROR_RESPONSES
+from app.schemas.classify import CLASSIFY_EXAMPLES, DEFAULT_TEMPLATE, DIFFERENCE_EXAMPLES, Comparatives, Template
+from app.schemas.common import ERROR_RESPONSES, Text
+from app.schemas.limits import MAX_ITEMS
 from app.security import AccessDep
 from app.services import classification
 
 router = APIRouter(tags=["classify"], dependencies=[AccessDep], responses=ERROR_RESPONSES, route_class=StrictJSONRoute)
 
-_comparatives = TypeAdapter(list[Comparative])
+_comparatives = TypeAdapter(Comparatives)
 
 
 @router.post("/classify", response_model=ClassifyResponse, summary="Zero-shot classification of images")
@@ -39,9 +40,9 @@ async def classify(
 @router.post("/classify/upload", response_model=ClassifyResponse, summary="Zero-shot classification of uploaded files")
 async def classify_upload(
     engine: EngineDep,
-    images: Annotated[list[UploadFile], File(description="Image files.")],
-    labels: Annotated[list[str], Form(description="Candidate labels.")],
-    template: Annotated[str, Form(description='Prompt; "{}" is replaced by the label.')] = DEFAULT_TEMPLATE,
+    images: Annotated[list[UploadFile], MAX_ITEMS, File(description="Image files.")],
+    labels: Annotated[list[Text], MAX_ITEMS, Form(description="Candidate labels.")],
+    template: Annotated[Template, Form(description='Prompt; "{}" is replaced by the label.')] = DEFAULT_TEMPLATE,
     comparatives: Annotated[str | None, Form(description='JSON list of {"first", "second", "text"} objects.')] = None,
     alpha: Annotated[float, Form(ge=0.0, le=1.0)] = 0.8,
     top_k: Annotated[int | None, Form(ge=1)] = None,

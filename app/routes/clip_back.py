@@ -61,9 +61,9 @@ async def knn_service(
     responses=UNKNOWN_INDEX,
 )
 async def metadata(
-    body: Annotated[MetadataRequest, Body(openapi_examples=METADATA_EXAMPLES)], engine: EngineDep, store: IndexDep
+    body: Annotated[MetadataRequest, Body(openapi_examples=METADATA_EXAMPLES)], store: IndexDep
 ) -> list[MetadataEntry]:
-    return service.metadata(engine, store, body)
+    return service.metadata(store, body)
 
 
 @router.get("/indices-list", response_model=list[str], summary="The indexes (clip-retrieval's indices list)")

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Body, File, Form, UploadFile
 from app.deps import EngineDep
 from app.json_body import StrictJSONRoute
 from app.schemas import EmbedRequest, EmbedResponse
-from app.schemas.common import ERROR_RESPONSES
+from app.schemas.common import ERROR_RESPONSES, Text
 from app.schemas.embed import EMBED_EXAMPLES
+from app.schemas.limits import MAX_ITEMS
 from app.security import AccessDep
 from app.services import embedding
 
@@ -27,8 +28,8 @@ async def embed(
 @router.post("/embed/upload", response_model=EmbedResponse, summary="Embed uploaded image files (multipart)")
 async def embed_upload(
     engine: EngineDep,
-    images: Annotated[list[UploadFile] | None, File(description="Image files.")] = None,
-    texts: Annotated[list[str] | None, Form(description="Texts to embed.")] = None,
+    images: Annotated[Annotated[list[UploadFile], MAX_ITEMS] | None, File(description="Image files.")] = None,
+    texts: Annotated[Annotated[list[Text], MAX_ITEMS] | None, Form(description="Texts to embed.")] = None,
 ) -> EmbedResponse:
     blobs = [await f.read() for f in images or []]
     return await embedding.embed(engine, texts=texts or [], images=blobs)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 from fastapi.responses import StreamingResponse
 
-from app.deps import JobsDep, SettingsDep
+from app.deps import JobsDep
 from app.json_body import StrictJSONRoute
 from app.schemas.common import ERROR_RESPONSES, ErrorResponse
 from app.schemas.generate import GENERATE_EXAMPLES, GenerateAccepted, GenerateRequest, JobStatusResponse
@@ -50,9 +50,9 @@ JOB_LINKS = {
     },
 )
 async def generate(
-    body: Annotated[GenerateRequest, Body(openapi_examples=GENERATE_EXAMPLES)], jobs: JobsDep, settings: SettingsDep
+    body: Annotated[GenerateRequest, Body(openapi_examples=GENERATE_EXAMPLES)], jobs: JobsDep
 ) -> GenerateAccepted:
-    return service.submit(jobs, settings, body)
+    return service.submit(jobs, body)
 
 
 @router.get(

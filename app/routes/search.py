@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body
 
-from app.deps import EngineDep, IndexDep, SettingsDep
+from app.deps import EngineDep, IndexDep
 from app.json_body import StrictJSONRoute
 from app.schemas.common import ERROR_RESPONSES, ErrorResponse
 from app.schemas.index import SEARCH_DESCRIPTION, SEARCH_EXAMPLES, SearchRequest, SearchResponse
@@ -27,12 +27,10 @@ async def search(
     body: Annotated[SearchRequest, Body(openapi_examples=SEARCH_EXAMPLES)],
     engine: EngineDep,
     store: IndexDep,
-    settings: SettingsDep,
 ) -> SearchResponse:
     return await service.search(
         engine,
         store,
-        settings,
         terms=body.terms,
         k=body.k,
         filter=body.filter,

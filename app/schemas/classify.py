@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
 from app.schemas.common import ImageInput, RequestModel, ResponseModel, Text
 from app.schemas.examples import BLUE, GREEN, RED
+from app.schemas.limits import MAX_CHARS, MAX_ITEMS
 
 DEFAULT_TEMPLATE = "This is a photo of a {}"
+Template = Annotated[str, MAX_CHARS]  # the prompts it makes are checked by the service (template × label)
 
 
 class Comparative(RequestModel):
@@ -18,17 +22,20 @@ class Comparative(RequestModel):
     text: Text = Field(description="How the first differs from the second, in words.")
 
 
+Comparatives = Annotated[list[Comparative], MAX_ITEMS]
+
+
 class ClassifyRequest(RequestModel):
-    images: list[ImageInput] = Field(min_length=1, description="Images to classify.")
-    labels: list[Text] = Field(
+    images: Annotated[list[ImageInput], MAX_ITEMS] = Field(min_length=1, description="Images to classify.")
+    labels: Annotated[list[Text], MAX_ITEMS] = Field(
         min_length=1, description="Candidate labels (distinct).", json_schema_extra={"uniqueItems": True}
     )
-    template: str = Field(
+    template: Template = Field(
         DEFAULT_TEMPLATE,
         description='Prompt for each label; "{}" is replaced by the label. The template and each prompt it '
         "makes are at most PCCLIP_MAX_TEXT_CHARS characters.",
     )
-    comparatives: list[Comparative] = Field(
+    comparatives: Comparatives = Field(
         default_factory=list,
         description="Comparative prompting (PC-CLIP paper): each moves the prototype of its "
         "`second` label by the difference text.",
@@ -85,8 +92,10 @@ class ImagePair(RequestModel):
 
 
 class DifferenceRequest(RequestModel):
-    pairs: list[ImagePair] = Field(min_length=1, description="Image pairs to compare.")
-    texts: list[Text] = Field(min_length=1, description='Candidate difference texts ("the first … than the second").')
+    pairs: Annotated[list[ImagePair], MAX_ITEMS] = Field(min_length=1, description="Image pairs to compare.")
+    texts: Annotated[list[Text], MAX_ITEMS] = Field(
+        min_length=1, description='Candidate difference texts ("the first … than the second").'
+    )
 
 
 DIFFERENCE_EXAMPLES = {

@@ -4,15 +4,24 @@ accepted and ignored, as are fields neither knows (clip back ignores them too)."
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from app.schemas.common import ResponseModel
+from app.schemas.common import ResponseModel, not_blank
 from app.schemas.examples import RED_PNG_B64
+from app.schemas.limits import MAX_CHARS, MAX_ITEMS
 
 INDICE_NAME = "pcclip"  # the one index this server has, as /indices-list names it
 IGNORED = "Accepted and ignored (pcclip has no such filter or model)."
+
+
+def _spaces_refused(text: str) -> str:
+    """ "" is no query, as in clip back (so the document allows it); a text of spaces only is refused."""
+    return not_blank(text) if text else text
+
+
+QueryText = Annotated[str, AfterValidator(_spaces_refused), MAX_CHARS]
 
 
 class ClipBackRequest(BaseModel):
@@ -20,7 +29,7 @@ class ClipBackRequest(BaseModel):
 
 
 class KnnRequest(ClipBackRequest):
-    text: str | None = Field(None, description="Find images matching this text (the text tower).")
+    text: QueryText | None = Field(None, description="Find images matching this text (the text tower).")
     image: str | None = Field(None, description="Find images like this one: base64 of the image file.")
     image_url: str | None = Field(
         None, description="Find images like the one at this http(s) URL (only where PCCLIP_ALLOW_URL_FETCH allows)."
@@ -65,7 +74,7 @@ class KnnResult(ResponseModel):
 
 
 class MetadataRequest(ClipBackRequest):
-    ids: list[str] = Field(description="Ids from `/knn-service` results.")
+    ids: Annotated[list[str], MAX_ITEMS] = Field(description="Ids from `/knn-service` results.")
     indice_name: str | None = Field(None, description=f"The index: `{INDICE_NAME}`.")
 
 

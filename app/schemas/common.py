@@ -7,17 +7,17 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from app.schemas.examples import RED
+from app.schemas.limits import MAX_CHARS
 
 
-def _not_blank(text: str) -> str:
+def not_blank(text: str) -> str:
     if not text.strip():
         raise ValueError("empty text")
     return text
 
 
-# A text with a non-space character; its length is limited by PCCLIP_MAX_TEXT_CHARS (see app.openapi).
-TEXT_PATTERN = r"\S"
-Text = Annotated[str, Field(json_schema_extra={"minLength": 1, "pattern": TEXT_PATTERN}), AfterValidator(_not_blank)]
+# A text with a non-space character, of at most PCCLIP_MAX_TEXT_CHARS characters.
+Text = Annotated[str, Field(json_schema_extra={"minLength": 1, "pattern": r"\S"}), AfterValidator(not_blank), MAX_CHARS]
 
 
 def exactly_one_of(*names: str) -> dict[str, Any]:

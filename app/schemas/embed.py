@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import ConfigDict, Field, model_validator
 
 from app.schemas.common import ImageInput, RequestModel, ResponseModel, Text
 from app.schemas.examples import BLUE, RED
+from app.schemas.limits import MAX_ITEMS
 
 
 class EmbedRequest(RequestModel):
@@ -18,8 +21,8 @@ class EmbedRequest(RequestModel):
         }
     )
 
-    texts: list[Text] = Field(default_factory=list, description="Texts to embed.")
-    images: list[ImageInput] = Field(default_factory=list, description="Images to embed.")
+    texts: Annotated[list[Text], MAX_ITEMS] = Field(default_factory=list, description="Texts to embed.")
+    images: Annotated[list[ImageInput], MAX_ITEMS] = Field(default_factory=list, description="Images to embed.")
 
     @model_validator(mode="after")
     def _not_empty(self) -> EmbedRequest:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from app.schemas.common import RequestModel, ResponseModel, Text
+from app.schemas.limits import MAX_CHARS, MAX_ITEMS, Maximum
+
+Side = Annotated[int, Maximum("generation_max_side")]
 
 
 class EditTerm(RequestModel):
@@ -16,16 +19,20 @@ class EditTerm(RequestModel):
 
 class GenerateRequest(RequestModel):
     prompt: Text = Field(description="What to draw.")
-    edits: list[EditTerm] = Field(
+    edits: Annotated[list[EditTerm], MAX_ITEMS] = Field(
         default_factory=list,
         description="Weighted edits added to the prompt's conditioning: prompt + Σ wᵢ · (editᵢ − '') "
         "on every token state and on the pooled vector (see `GET /info` → generation.arithmetic).",
     )
-    negative_prompt: str | None = Field(None, description="Plain negative prompt (no arithmetic).")
-    steps: int = Field(30, ge=1, description="Denoising steps (at most PCCLIP_GENERATION_MAX_STEPS).")
+    negative_prompt: Annotated[str, MAX_CHARS] | None = Field(
+        None, description="Plain negative prompt (no arithmetic)."
+    )
+    steps: Annotated[int, Maximum("generation_max_steps")] = Field(
+        30, ge=1, description="Denoising steps (at most PCCLIP_GENERATION_MAX_STEPS)."
+    )
     guidance: float = Field(5.0, ge=0, le=50, description="Classifier-free guidance scale; ≤ 1 turns it off.")
-    width: int = Field(1024, ge=8, multiple_of=8, description="Image width in pixels, a multiple of 8.")
-    height: int = Field(1024, ge=8, multiple_of=8, description="Image height in pixels, a multiple of 8.")
+    width: Side = Field(1024, ge=8, multiple_of=8, description="Image width in pixels, a multiple of 8.")
+    height: Side = Field(1024, ge=8, multiple_of=8, description="Image height in pixels, a multiple of 8.")
     seed: int | None = Field(
         None, ge=0, lt=2**63, description="Random seed; the same seed and inputs give the same image. Unset = random."
     )

@@ -11,6 +11,7 @@ from app.index.metadata import MAX_METADATA_BYTES, MAX_METADATA_DEPTH
 from app.index.store import ID_PATTERN, MAX_ID_CHARS, check_id
 from app.schemas.common import ImageInput, RequestModel, ResponseModel, Text, exactly_one_of
 from app.schemas.examples import BLUE, RED
+from app.schemas.limits import MAX_ITEMS, Maximum, MaxItems
 
 ID_DESCRIPTION = (
     "The item's id: letters, digits and `. _ - : @ + =`, up to 256 characters "
@@ -52,7 +53,7 @@ class IndexItemInput(RequestModel):
 
 
 class AddItemsRequest(RequestModel):
-    items: list[IndexItemInput] = Field(
+    items: Annotated[list[IndexItemInput], MAX_ITEMS] = Field(
         min_length=1, description="Items to add; an item whose id is already indexed is replaced."
     )
 
@@ -162,8 +163,12 @@ Items named by `id` terms are left out of the hits unless `include_query_items` 
 
 
 class SearchRequest(RequestModel):
-    terms: list[SearchTerm] = Field(min_length=1, description="The expression's terms (see the combination rule).")
-    k: int = Field(10, ge=1, description="Hits to return (at most PCCLIP_MAX_SEARCH_K).")
+    terms: Annotated[list[SearchTerm], MaxItems("max_search_terms")] = Field(
+        min_length=1, description="The expression's terms (see the combination rule)."
+    )
+    k: Annotated[int, Maximum("max_search_k")] = Field(
+        10, ge=1, description="Hits to return (at most PCCLIP_MAX_SEARCH_K)."
+    )
     filter: dict[str, Any] | None = Field(
         None,
         description="Exact-match conditions on metadata keys, all of which must hold (the metadata rules apply).",

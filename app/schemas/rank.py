@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
 from app.schemas.common import ImageInput, RequestModel, ResponseModel, Text
 from app.schemas.examples import BLUE, GREEN, RED
 from app.schemas.index import ItemId
+from app.schemas.limits import MAX_ITEMS
 
 
 class RankRequest(RequestModel):
-    images: list[ImageInput] = Field(default_factory=list, description="Images to order.")
-    ids: list[ItemId] = Field(
+    images: Annotated[list[ImageInput], MAX_ITEMS] = Field(default_factory=list, description="Images to order.")
+    ids: Annotated[list[ItemId], MAX_ITEMS] = Field(
         default_factory=list, description="Indexed items to order with them, by id (their stored embeddings)."
     )
     text: Text = Field(

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, WithJsonSchema
 
 from app.schemas.common import RequestModel, ResponseModel
 from app.schemas.examples import RED_PNG_B64
+from app.schemas.limits import MAX_ITEMS
 
 IMAGE_DESCRIPTION = (
     "an image: a `data:image/...;base64,` URI (or bare base64), or an http(s) URL where the server "
@@ -47,8 +48,9 @@ INPUT_SCHEMA = {
 
 class EmbeddingsRequest(RequestModel):
     model: str = Field(description="The served model's id, as `GET /v1/models` lists it.")
-    # Checked entry by entry by the service, for messages that name the entry (`input[2]: ...`).
-    input: Annotated[str | list[Any], WithJsonSchema(INPUT_SCHEMA)]
+    # The list is bounded here; its entries are checked one by one by the service, for messages that
+    # name the entry (`input[2]: ...`) and because a string is a text or an image by `modality`.
+    input: Annotated[str | list[Any], WithJsonSchema(INPUT_SCHEMA), MAX_ITEMS]
     encoding_format: Literal["float", "base64"] = Field(
         "float", description="`float`: lists of numbers; `base64`: little-endian float32 bytes, base64-encoded."
     )

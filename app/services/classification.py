@@ -18,6 +18,7 @@ from app.schemas import (
     DifferenceResult,
     LabelScore,
 )
+from app.schemas.limits import limit
 from app.services.embedding import named, rows
 from models import geometry
 
@@ -38,14 +39,10 @@ async def classify(
     alpha: float = 0.8,
     top_k: int | None = None,
 ) -> ClassifyResponse:
-    # 1. Check inputs
-    embedder.check_count("images", images, at_least=1)
-    embedder.check_count("labels", labels, at_least=1)
-    embedder.check_count("comparatives", comparatives)
+    # 1. Check inputs (each field's limits are the schemas'; these rules span fields)
     _check_labels(labels)
+    _check_template(template, labels, limit("max_text_chars"))
     comparative_texts = [(f"comparatives[{k}].text", c.text) for k, c in enumerate(comparatives)]
-    embedder.check_texts(named("labels", labels) + comparative_texts)
-    _check_template(template, labels, embedder.max_text_chars)
     pairs = _comparative_pairs(labels, comparatives)  # (K, 2)
     prompts = [template.replace("{}", label) for label in labels]
     texts = named("prompts", prompts) + comparative_texts
@@ -81,10 +78,9 @@ def _check_labels(labels: Sequence[str]) -> None:
 
 
 def _check_template(template: str, labels: Sequence[str], max_chars: int) -> None:
-    """The template, and each prompt it makes with a label, fit the text limit: checked by
-    arithmetic before any prompt is built (a long template × a long label is a huge string)."""
-    if len(template) > max_chars:
-        raise InvalidInput(f"template: {len(template)} characters; at most {max_chars}")
+    """Each prompt the template makes with a label fits the text limit: checked by arithmetic
+    before any prompt is built (a long template × a long label is a huge string). A rule over
+    two fields, so not a field's bound: the schemas bound the template and each label alone."""
     slots = template.count("{}")
     if not slots:
         raise InvalidInput('template: must contain "{}" where the label goes')
@@ -113,12 +109,7 @@ def _comparative_pairs(labels: Sequence[str], comparatives: Sequence[Comparative
 async def classify_difference(
     embedder: Engine, *, pairs: Sequence[tuple[Source, Source]], texts: Sequence[str]
 ) -> DifferenceResponse:
-    # 1. Check inputs
-    embedder.check_count("pairs", pairs, at_least=1)
-    embedder.check_count("texts", texts, at_least=1)
-    embedder.check_texts(named("texts", texts))
-
-    # 2. Encode both images of every pair (one job) and the texts
+    # 1. Encode both images of every pair (one job) and the texts (the schema checked them)
     sources = [
         (f"pairs[{i}].{side}", image)
         for i, pair in enumerate(pairs)
@@ -129,11 +120,11 @@ async def classify_difference(
     )  # (2P, D), (T, D)
     first, second = image_vectors[0::2], image_vectors[1::2]  # (P, D) each
 
-    # 3. A pair whose embeddings coincide has no difference to score: it gets null scores and the reason
+    # 2. A pair whose embeddings coincide has no difference to score: it gets null scores and the reason
     gaps = (geometry.normalize(first) - geometry.normalize(second)).norm(dim=-1)  # (P,)
     scored = (gaps >= MIN_DIFFERENCE).nonzero().flatten()  # (S,)
 
-    # 4. Score every text against every other pair's difference; the best is the largest |score|
+    # 3. Score every text against every other pair's difference; the best is the largest |score|
     scores = geometry.difference_scores(first[scored], second[scored], text_vectors)  # (S, T)
     best = scores.abs().argmax(dim=1)  # (S,)
     results = [DifferenceResult(scores=None, best=None, reversed=None, reason=NO_DIFFERENCE)] * len(pairs)

@@ -62,10 +62,10 @@ async def knn(embedder: Engine, store: IndexStore, settings: Settings, body: Knn
     ]
 
 
-def metadata(embedder: Engine, store: IndexStore, body: MetadataRequest) -> list[MetadataEntry]:
-    """The metadata of the given ids, in order; ids no longer indexed are left out."""
+def metadata(store: IndexStore, body: MetadataRequest) -> list[MetadataEntry]:
+    """The metadata of the given ids, in order; ids no longer indexed are left out (`ids` is
+    bounded by the schema, like every list: the lookups run on the event loop)."""
     check_indice(body.indice_name)
-    embedder.check_count("ids", body.ids)  # bounded like every list: the lookups run on the event loop
     for i, item_id in enumerate(body.ids):
         check_id(item_id, f"ids[{i}]")
     return [entry for item_id in body.ids if (entry := _entry(store, item_id)) is not None]

@@ -1,4 +1,5 @@
-"""/embed, and the small helpers every service shares: named inputs, JSON-ready rows."""
+"""The embedding service every other service builds on: inputs validated by the schemas (their
+limits too, see `app.schemas.limits`) in, vectors out."""
 
 from __future__ import annotations
 
@@ -26,12 +27,9 @@ def rows(x: torch.Tensor) -> list[list[float]]:
 
 
 async def embed(embedder: Engine, *, texts: Sequence[str], images: Sequence[Source]) -> EmbedResponse:
-    # 1. Check inputs
+    # 1. Check inputs (each field's limits are the schemas'; this rule spans two fields)
     if not texts and not images:
         raise InvalidInput('give at least one entry in "texts" or "images"')
-    embedder.check_count("texts", texts)
-    embedder.check_count("images", images)
-    embedder.check_texts(named("texts", texts))
     # 2. Encode both kinds at once (they queue as separate batcher jobs)
     text_vectors, image_vectors = await asyncio.gather(
         embedder.encode_texts(named("texts", texts)) if texts else nothing(),

@@ -1,4 +1,4 @@
-"""Between the routes and the job manager: limits, the model request, the response."""
+"""Between the routes and the job manager: the model request, the response."""
 
 from __future__ import annotations
 
@@ -6,20 +6,17 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator
 
-from app.errors import InvalidInput, NotFound
+from app.errors import NotFound
 from app.generation.jobs import JobManager, JobStatus
 from app.schemas.generate import GenerateAccepted, GenerateRequest, JobStatusResponse
-from app.settings import Settings
 from models.generation.pipeline import Edit, GenerationRequest
 
 EVENT_POLL_S = 0.05
 
 
-def submit(jobs: JobManager, settings: Settings, body: GenerateRequest) -> GenerateAccepted:
-    # 1. Check inputs against the operator's limits (the schema checked shapes and ranges)
-    check_limits(settings, body)
-
-    # 2. The model's request; an unset seed is drawn now so the result can be reproduced
+def submit(jobs: JobManager, body: GenerateRequest) -> GenerateAccepted:
+    # 1. The model's request (the schema checked the inputs, the operator's limits included);
+    #    an unset seed is drawn now so the result can be reproduced
     request = GenerationRequest(
         prompt=body.prompt,
         edits=tuple(Edit(edit.text, edit.weight) for edit in body.edits),
@@ -31,27 +28,11 @@ def submit(jobs: JobManager, settings: Settings, body: GenerateRequest) -> Gener
         seed=body.seed if body.seed is not None else secrets.randbelow(2**63),
     )
 
-    # 3. Queue it (429 when the queue is full)
+    # 2. Queue it (429 when the queue is full)
     status = jobs.submit(request)
     return GenerateAccepted(
         job_id=status.id, status_url=f"/generate/{status.id}", events_url=f"/generate/{status.id}/events"
     )
-
-
-def check_limits(settings: Settings, body: GenerateRequest) -> None:
-    if body.steps > settings.generation_max_steps:
-        raise InvalidInput(f"steps: {body.steps} is over the limit of {settings.generation_max_steps}")
-    for name in ("width", "height"):
-        value = getattr(body, name)
-        if value > settings.generation_max_side:
-            raise InvalidInput(f"{name}: {value} is over the limit of {settings.generation_max_side} pixels")
-    if len(body.edits) > settings.max_items:
-        raise InvalidInput(f"edits: {len(body.edits)} is over the limit of {settings.max_items}")
-    texts = [("prompt", body.prompt), ("negative_prompt", body.negative_prompt or "")]
-    texts += [(f"edits[{i}].text", edit.text) for i, edit in enumerate(body.edits)]
-    for where, text in texts:
-        if len(text) > settings.max_text_chars:
-            raise InvalidInput(f"{where}: {len(text)} characters is over the limit of {settings.max_text_chars}")
 
 
 def response(status: JobStatus, *, with_image: bool = True) -> JobStatusResponse:

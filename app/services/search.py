@@ -26,7 +26,6 @@ from app.schemas.index import (
     SearchTerm,
 )
 from app.services.embedding import nothing
-from app.settings import Settings
 from models import geometry
 
 # --- index ---------------------------------------------------------------------------------
@@ -34,7 +33,6 @@ from models import geometry
 
 async def add_items(embedder: Engine, store: IndexStore, items: Sequence[IndexItemInput]) -> AddItemsResponse:
     # 1. Check inputs (ids, duplicates, metadata) before any image is decoded
-    embedder.check_count("items", items, at_least=1)
     ids = [item.id if item.id is not None else uuid.uuid4().hex for item in items]
     seen: set[str] = set()
     for i, (item_id, item) in enumerate(zip(ids, items, strict=True)):
@@ -103,7 +101,6 @@ async def term_vectors(embedder: Engine, store: IndexStore | None, terms: Sequen
     ids = [(i, f"terms[{i}].id", t.id) for i, t in enumerate(terms) if t.id is not None]
     for _, where, item_id in ids:
         check_id(item_id, where)
-    embedder.check_texts([(where, text) for _, where, text in texts])
     if ids and store is None:
         raise InvalidInput("id terms need an index")
 
@@ -135,7 +132,6 @@ def contributions(vectors: torch.Tensor, weights: torch.Tensor, hits: torch.Tens
 async def search(
     embedder: Engine,
     store: IndexStore,
-    settings: Settings,
     *,
     terms: Sequence[SearchTerm],
     k: int,
@@ -143,11 +139,7 @@ async def search(
     include_query_items: bool = False,
 ) -> SearchResponse:
     """See `app.schemas.index.SEARCH_DESCRIPTION` for the combination rule."""
-    # 1. Check inputs
-    if len(terms) > settings.max_search_terms:
-        raise InvalidInput(f"terms: {len(terms)} terms; at most {settings.max_search_terms} per expression")
-    if k > settings.max_search_k:
-        raise InvalidInput(f"k: {k}; at most {settings.max_search_k}")
+    # 1. Check inputs (the number of terms and `k` are bounded by the schema)
     if filter is not None:
         check_metadata(filter, "filter")
 

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from pydantic import TypeAdapter, ValidationError
 
 from app.engine import Engine
 from app.errors import InvalidInput, NotFound
-from app.schemas.common import ImageInput
+from app.schemas.common import ImageInput, Text
 from app.schemas.v1 import EmbeddingObject, EmbeddingsRequest, EmbeddingsResponse, Usage
 from app.services.embedding import nothing, rows
 
@@ -50,6 +51,19 @@ def _part(where: str, item: Any, modality: str) -> Part:
     raise InvalidInput(f'{where}: expected a string, {{"text": "..."}} or {{"image": "..."}}', param="input")
 
 
+_TEXT = TypeAdapter(Text)
+
+
+def check_texts(texts: Sequence[tuple[str, str]]) -> None:
+    """Check each text entry as a `Text` field is checked (not blank, the length limit); here,
+    not in the schema, because whether a string of `input` is a text depends on `modality`."""
+    for where, text in texts:
+        try:
+            _TEXT.validate_python(text)
+        except ValidationError as exc:
+            raise InvalidInput(f"{where}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+
+
 def image_source(value: str) -> ImageInput:
     """An image string: an http(s) URL (fetched where allowed), else a data URI or bare base64."""
     return ImageInput(url=value) if value.startswith(URL_SCHEMES) else ImageInput(b64=value)
@@ -75,14 +89,12 @@ def check_model(embedder: Engine, body: EmbeddingsRequest, aliases: Sequence[str
 
 
 async def embeddings(embedder: Engine, body: EmbeddingsRequest, aliases: Sequence[str] = ()) -> EmbeddingsResponse:
-    # 1. Check inputs: the model, the size, each entry, the limits of /embed
+    # 1. Check inputs: the model, the size, each entry (the schema bounded their number)
     served = check_model(embedder, body, aliases)
-    if isinstance(body.input, list):
-        embedder.check_count("input", body.input)  # before any per-entry work on the event loop
     entries = parts(body)
     texts = [(part.where, part.value) for part in entries if part.kind == "text"]
     images = [(part.where, image_source(part.value)) for part in entries if part.kind == "image"]
-    embedder.check_texts(texts)
+    check_texts(texts)
 
     # 2. Encode both kinds at once (separate batcher jobs), then put them back in input order
     text_vectors, image_vectors = await asyncio.gather(
