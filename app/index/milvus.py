@@ -104,6 +104,8 @@ class MilvusIndex:
         sources_dir.mkdir(parents=True, exist_ok=True)
         where = f"milvus collection {collection!r} at {redact(uri)}"
         lite = "://" not in uri
+        if lite:
+            Path(uri).parent.mkdir(parents=True, exist_ok=True)
         with _errors(where, "connect (Milvus Lite: one process per file; is another using it?)" if lite else "connect"):
             client = pymilvus.MilvusClient(uri=uri, token=token or "")
         try:

@@ -143,7 +143,7 @@ def test_writes_survive_the_process_and_a_second_process_is_refused(tmp_path, li
     """One child process (importing pcclip is slow): without pymilvus it is told the extra to install;
     with it, it finds the file this process holds refused, then writes a file of its own and exits;
     this process reads that file back. (Hiding pymilvus here would break pymilvus's own threads.)"""
-    uri, sources = str(tmp_path / "own.db"), tmp_path / "sources"
+    uri, sources = str(tmp_path / "new-folder" / "own.db"), tmp_path / "sources"  # the folder is made
     env = {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
     command = [sys.executable, "-c", CHILD, lite[0], uri, str(sources)]
     child = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
