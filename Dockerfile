@@ -32,9 +32,10 @@ WORKDIR /opt/pcclip
 
 # 1. Dependencies only (torch alone is ~5 GB): this layer is rebuilt when pyproject.toml
 #    changes, not when the code does. The list is read from pyproject.toml, the one source of
-#    the pins.
+#    the pins: the dependencies and the `milvus` extra (PCCLIP_INDEX_BACKEND=milvus).
 COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+print('\n'.join(p['dependencies'] + p['optional-dependencies']['milvus']))" \
         > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt

@@ -136,7 +136,31 @@ class Settings(BaseSettings):
     url_max_bytes: int = Field(10 * 1024 * 1024, ge=1, description="Largest image downloaded from a URL, in bytes.")
 
     # --- other resources -------------------------------------------------------------------
-    index_dir: Path = Field(Path("data/index"), description="Folder holding the search index.")
+    index_backend: Literal["faiss", "milvus"] = Field(
+        "faiss",
+        description="Where the search index lives: `faiss` (embedded, in PCCLIP_INDEX_DIR; one process owns it) or "
+        "`milvus` (a Milvus collection, PCCLIP_MILVUS_URI; several replicas may share it).",
+    )
+    index_dir: Path = Field(Path("data/index"), description="Folder holding the search index (the `faiss` backend).")
+    index_sources_dir: Path | None = Field(
+        None,
+        description="Folder of the source images of indexed items (content-addressed files read by "
+        "`pcclip index rebuild`) for the `milvus` backend; share it between replicas. Unset = `sources` in "
+        "PCCLIP_INDEX_DIR.",
+    )
+    milvus_uri: str = Field(
+        "data/milvus.db",
+        description="The `milvus` backend's Milvus: a file path ending in `.db` (Milvus Lite, in the process: for "
+        "tests and one machine) or `http(s)://host:19530` (a Milvus server or cluster).",
+    )
+    milvus_token: SecretStr | None = Field(
+        None, description="Credentials for PCCLIP_MILVUS_URI: `user:password` or an API key; unset = none."
+    )
+    milvus_collection: str = Field(
+        "pcclip",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,254}$",
+        description="The Milvus collection holding the index (letters, digits and `_`); one per model.",
+    )
     index_exact_max: int = Field(
         200_000,
         ge=0,
@@ -179,6 +203,11 @@ class Settings(BaseSettings):
             if origin != "*" and not ORIGIN.fullmatch(origin):
                 raise ValueError(f"PCCLIP_CORS_ORIGINS: {origin!r} is not an origin like https://host[:port]")
         return origins
+
+    @property
+    def sources_dir(self) -> Path:
+        """Where the `milvus` backend keeps source images."""
+        return self.index_sources_dir or self.index_dir / "sources"
 
     @property
     def cors_origin_list(self) -> list[str]:

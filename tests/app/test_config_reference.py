@@ -186,3 +186,30 @@ def test_compose_healthcheck_passes_only_when_ready(compose, status, healthy):
         server.shutdown()
         server.server_close()
     assert (result.returncode == 0) is healthy
+
+
+def test_compose_milvus_profile_runs_milvus_beside_the_api_on_pinned_images(compose):
+    services = compose["services"]
+    stack = {name: services[name] for name in ("etcd", "minio", "milvus")}
+    for name, service in stack.items():
+        assert service["profiles"] == ["milvus"], name
+        assert re.fullmatch(r"[\w./-]+:v?[\w.-]*\d[\w.-]*", service["image"]) and "latest" not in service["image"]
+        assert service["healthcheck"]["test"][0] == "CMD" and "ports" not in service, name  # not on the host
+        assert service["volumes"][0].split(":")[0] in compose["volumes"], name
+    milvus = stack["milvus"]
+    assert milvus["image"].startswith("milvusdb/milvus:v3.") and milvus["command"] == ["milvus", "run", "standalone"]
+    assert (
+        milvus["environment"]["ETCD_ENDPOINTS"] == "etcd:2379"
+        and milvus["environment"]["MINIO_ADDRESS"] == "minio:9000"
+    )
+    assert {dep: c["condition"] for dep, c in milvus["depends_on"].items()} == {
+        "etcd": "service_healthy",
+        "minio": "service_healthy",
+    }
+    api = services["api-milvus"]
+    assert api["profiles"] == ["milvus"] and api["depends_on"] == {"milvus": {"condition": "service_healthy"}}
+    assert _gpu_devices(api) == _gpu_devices(services["api"])
+    environment = api["environment"]
+    assert environment["PCCLIP_MILVUS_URI"] == "http://milvus:19530"
+    settings = Settings(**{name.removeprefix("PCCLIP_").lower(): value for name, value in environment.items()})
+    assert settings.index_backend == "milvus" and str(settings.sources_dir) == "/data/index/sources"
