@@ -85,6 +85,7 @@ def build_index_ray(
 def _pipeline(ray: ModuleType, encoder: Encoder, todo: list[SourceRow], options: RayOptions) -> Any:
     """listing → decode + preprocess (tasks) → embed (actor pool) as a lazy Ray dataset."""
     ray.data.DataContext.get_current().enable_progress_bars = False  # ours is the tqdm bar
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # no execution plans between the bar's lines
     listing = ray.data.from_items(
         [{"id": row.id, "path": str(row.path)} for row in todo],
         override_num_blocks=max(1, math.ceil(len(todo) / options.batch_size)),
@@ -101,7 +102,7 @@ def _pipeline(ray: ModuleType, encoder: Encoder, todo: list[SourceRow], options:
         batch_size=options.batch_size,
         batch_format="numpy",
         fn_constructor_kwargs={"spec": encoder.spec, "device": "cuda" if options.num_gpus > 0 else "cpu"},
-        concurrency=options.actors,
+        compute=ray.data.ActorPoolStrategy(size=options.actors),
         num_cpus=options.num_cpus,
         num_gpus=options.num_gpus,
     )
