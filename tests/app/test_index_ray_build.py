@@ -1,5 +1,5 @@
 """`pcclip index build --engine ray`: a real local Ray (2 CPUs, fractional actors) builds what the
-sequential build does, resumes after `kill -9`, and reads JSONL and parquet listings."""
+sequential build does, and a build killed with `kill -9` resumes (from a JSONL run to a parquet one)."""
 
 from __future__ import annotations
 
@@ -82,31 +82,38 @@ def test_a_ray_build_indexes_what_the_sequential_build_does(ray_address, images,
 
 
 def test_a_killed_build_resumes_without_duplicates(ray_address, images, tmp_path, encoder):
-    listing = tmp_path / "listing.jsonl"
-    rows = [{"path": str(path), "id": f"img-{path.stem}", "metadata": {"n": n}} for n, path in enumerate(
-        sorted(images.glob("0*.png")))]
-    listing.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    pyarrow = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    paths = sorted(images.glob("0*.png"))
+    rows = [{"path": path.name, "id": f"img-{path.stem}", "metadata": {"n": n}} for n, path in enumerate(paths)]
+    (images / "listing.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    pq.write_table(pyarrow.Table.from_pylist(rows), images / "listing.parquet")  # the same rows
     index_dir = tmp_path / "index"
-    # 1. The CLI, as its own Ray driver on the module's cluster, killed once 200 items are logged
-    command = [sys.executable, "-m", "cli", "index", "build", str(listing), "--engine", "ray", "--ray-address",
-               ray_address, "--index-dir", str(index_dir), "--model", "tiny-base", "--batch-size", "16"]
+    # 1. The CLI on the JSONL, as its own Ray driver on the module's cluster, killed once 200 items are logged
+    command = [sys.executable, "-m", "cli", "index", "build", str(images / "listing.jsonl"), "--index-dir",
+               str(index_dir), "--model", "tiny-base", "--batch-size", "16", "--engine", "ray"]
+    command += ["--ray-address", ray_address]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    build = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    logged = wait_for_logged(index_dir, 200, build)
+    with (tmp_path / "build.log").open("wb") as output:
+        build = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+    logged = wait_for_logged(index_dir, 200, build, tmp_path / "build.log")
     build.send_signal(signal.SIGKILL)
     build.wait()
     assert logged < IMAGES, "the build finished before it could be killed"
-    # 2. Rerun: only the rest is embedded (added counts every put), each item is there exactly once
+    # 2. Rerun on the parquet: only the rest is embedded (`added` counts every put), each item once
     with open_store(index_dir, encoder) as store:
         before = store.describe()["size"]
-        summary = build_index_ray(store, encoder, read_source(listing), OPTIONS, progress=False)
+        summary = build_index_ray(store, encoder, read_source(images / "listing.parquet"), OPTIONS, progress=False)
     assert before >= 200 and (summary.skipped, summary.added, summary.size) == (before, IMAGES - before, IMAGES)
     got = contents(index_dir, encoder)
     assert sorted(got) == [row["id"] for row in rows]
     assert got["img-0007"][0] == {"path": str(images / "0007.png"), "n": 7}
+    expected = encoder.encode_images([Image.open(path) for path in paths]).numpy()  # (N, D)
+    np.testing.assert_allclose(np.stack([got[row["id"]][1] for row in rows]), expected, atol=1e-5)
 
 
-def wait_for_logged(index_dir: Path, count: int, process: subprocess.Popen, timeout: float = 120) -> int:
+def wait_for_logged(index_dir: Path, count: int, process: subprocess.Popen, output: Path, timeout: float = 300) -> int:
     """Items put in the index's write-ahead log so far, once there are at least `count`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -114,27 +121,9 @@ def wait_for_logged(index_dir: Path, count: int, process: subprocess.Popen, time
         if logged >= count:
             return logged
         if process.poll() is not None:
-            pytest.fail(f"the build exited with {process.returncode}: {process.stderr.read().decode()[-2000:]}")
+            pytest.fail(f"the build exited with {process.returncode}: {output.read_text()[-2000:]}")
         time.sleep(0.05)
     pytest.fail(f"fewer than {count} items logged after {timeout} s")
-
-
-def test_parquet_and_jsonl_listings_build_alike(ray_address, images, tmp_path, encoder):
-    pyarrow = pytest.importorskip("pyarrow")
-    import pyarrow.parquet as pq
-
-    paths = sorted(images.glob("00[0-4]?.png")) + [images / "broken.png"]  # 50 images and a bad file
-    rows = [{"path": path.name, "metadata": {"colour": f"c{n % 3}", "n": n}} for n, path in enumerate(paths)]
-    pq.write_table(pyarrow.Table.from_pylist(rows), images / "listing.parquet")
-    (images / "listing.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    with open_store(tmp_path / "ray", encoder) as store:
-        summary = build_index_ray(store, encoder, read_source(images / "listing.parquet"), OPTIONS, progress=False)
-    with open_store(tmp_path / "local", encoder) as store:
-        local = build_index(store, encoder, read_source(images / "listing.jsonl"), progress=False)
-    assert (summary.added, summary.failed) == (local.added, local.failed) == (50, ["broken.png"])
-    got = contents(tmp_path / "ray", encoder)
-    assert_same(got, contents(tmp_path / "local", encoder))
-    assert got["0012.png"][0] == {"path": str(images / "0012.png"), "colour": "c0", "n": 12}
 
 
 def test_without_ray_the_error_names_the_extra():
