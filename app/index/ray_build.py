@@ -1,10 +1,12 @@
 """`pcclip index build --engine ray`: the same build as `build_index`, spread over a Ray cluster.
 
 The driver (this process) reads the source and skips the ids already indexed; Ray Data then
-decodes and preprocesses the images in stateless tasks and embeds them in a pool of model
-actors (each loads the model once, on a GPU when `num_gpus` > 0); the driver writes each
-embedded batch to the index with `put` as it arrives, so a build killed halfway resumes where
-its last batch was written. Unreadable images are counted and logged, as by the local build.
+decodes and preprocesses the images (a stateless step) and embeds them in a pool of model
+actors (each loads the model once, on a GPU when `num_gpus` > 0). Ray runs the decoding in the
+actors' processes when both steps ask for the same resources (CPU actors), and in CPU tasks of
+their own beside GPU actors. The driver writes each embedded batch to the index with `put` as it
+arrives, so a build killed halfway resumes after its last written batch. Unreadable images are
+counted and logged, as by the local build.
 
 Actors and tasks ask for fractional CPUs by default: on a small machine, actors holding whole
 CPUs leave none for the decoding tasks that feed them, and the pipeline stalls.
@@ -65,21 +67,27 @@ def build_index_ray(
     # 1. The rows still to do (resumed builds skip what is indexed), before anything is embedded
     summary = BuildSummary()
     todo = todo_rows(store, rows, summary)
-    by_id = {row.id: row for row in todo}
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address=options.address, include_dashboard=False, logging_level=logging.WARNING)
-    try:
-        # 2. Stream the embedded batches back and write each one as it comes
-        with tqdm(total=len(todo), desc="index build (ray)", unit="image", disable=not progress) as bar:
-            for batch in _pipeline(ray, encoder, todo, options).iter_batches(batch_size=None, batch_format="numpy"):
-                _write(store, batch, by_id, summary)
-                bar.update(len(batch["id"]))
-    finally:
+    # 2. Embed them on Ray (a cluster is started only for work), writing each batch as it comes
+    if todo:
+        started = not ray.is_initialized()
         if started:
-            ray.shutdown()
+            ray.init(address=options.address, include_dashboard=False, logging_level=logging.WARNING)
+        try:
+            _embed_into(store, _pipeline(ray, encoder, todo, options), todo, summary, progress)
+        finally:
+            if started:
+                ray.shutdown()
     summary.size = store.describe()["size"]
     return summary
+
+
+def _embed_into(store: IndexStore, dataset: Any, todo: list[SourceRow], summary: BuildSummary, progress: bool) -> None:
+    """Stream the embedded batches of `dataset` back and put each one into the index."""
+    by_id = {row.id: row for row in todo}
+    with tqdm(total=len(todo), desc="index build (ray)", unit="image", disable=not progress) as bar:
+        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            _write(store, batch, by_id, summary)
+            bar.update(len(batch["id"]))
 
 
 def _pipeline(ray: ModuleType, encoder: Encoder, todo: list[SourceRow], options: RayOptions) -> Any:
@@ -88,7 +96,7 @@ def _pipeline(ray: ModuleType, encoder: Encoder, todo: list[SourceRow], options:
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # no execution plans between the bar's lines
     listing = ray.data.from_items(
         [{"id": row.id, "path": str(row.path)} for row in todo],
-        override_num_blocks=max(1, math.ceil(len(todo) / options.batch_size)),
+        override_num_blocks=math.ceil(len(todo) / options.batch_size),  # a decode task per batch
     )
     decoded = listing.map_batches(
         decode_batch,

@@ -24,7 +24,8 @@ from app.index.wal import read_records
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = 1000
-OPTIONS = RayOptions(num_cpus=0.5, actors=2, batch_size=32)
+POOL = RayOptions(num_cpus=0.5, actors=2, batch_size=32)  # fractional CPUs: whole ones stall 2 cores
+ONE_ACTOR = RayOptions(num_cpus=0.5, actors=1, batch_size=32)  # each actor's model load costs seconds
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +76,7 @@ def test_a_ray_build_indexes_what_the_sequential_build_does(ray_address, images,
     with open_store(tmp_path / "local", encoder) as store:
         local = build_index(store, encoder, rows, progress=False)
     with open_store(tmp_path / "ray", encoder) as store:
-        summary = build_index_ray(store, encoder, rows, OPTIONS, progress=False)
+        summary = build_index_ray(store, encoder, rows, POOL, progress=False)
     assert (summary.added, summary.skipped, summary.size) == (IMAGES, 0, IMAGES)
     assert sorted(summary.failed) == sorted(local.failed) == ["broken.png", "truncated.png"]
     assert_same(contents(tmp_path / "ray", encoder), contents(tmp_path / "local", encoder))
@@ -92,7 +93,7 @@ def test_a_killed_build_resumes_without_duplicates(ray_address, images, tmp_path
     index_dir = tmp_path / "index"
     # 1. The CLI on the JSONL, as its own Ray driver on the module's cluster, killed once 200 items are logged
     command = [sys.executable, "-m", "cli", "index", "build", str(images / "listing.jsonl"), "--index-dir",
-               str(index_dir), "--model", "tiny-base", "--batch-size", "16", "--engine", "ray"]
+               str(index_dir), "--model", "tiny-base", "--batch-size", "16", "--engine", "ray", "--actors", "1"]
     command += ["--ray-address", ray_address]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     with (tmp_path / "build.log").open("wb") as output:
@@ -104,12 +105,14 @@ def test_a_killed_build_resumes_without_duplicates(ray_address, images, tmp_path
     # 2. Rerun on the parquet: only the rest is embedded (`added` counts every put), each item once
     with open_store(index_dir, encoder) as store:
         before = store.describe()["size"]
-        summary = build_index_ray(store, encoder, read_source(images / "listing.parquet"), OPTIONS, progress=False)
+        summary = build_index_ray(store, encoder, read_source(images / "listing.parquet"), ONE_ACTOR, progress=False)
+        done = build_index_ray(store, encoder, read_source(images / "listing.jsonl"), ONE_ACTOR, progress=False)
+    assert (done.skipped, done.added, done.size) == (IMAGES, 0, IMAGES)  # a finished build has nothing left
     assert before >= 200 and (summary.skipped, summary.added, summary.size) == (before, IMAGES - before, IMAGES)
     got = contents(index_dir, encoder)
     assert sorted(got) == [row["id"] for row in rows]
     assert got["img-0007"][0] == {"path": str(images / "0007.png"), "n": 7}
-    expected = encoder.encode_images([Image.open(path) for path in paths]).numpy()  # (N, D)
+    expected = encoder.encode_images([Image.open(path).convert("RGB") for path in paths]).numpy()  # (N, D)
     np.testing.assert_allclose(np.stack([got[row["id"]][1] for row in rows]), expected, atol=1e-5)
 
 
