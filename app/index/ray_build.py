@@ -46,6 +46,8 @@ def require_ray(module: str = "ray.data") -> ModuleType:
 
 @dataclass(frozen=True)
 class RayOptions:
+    """Where the build runs and what each model actor and decode task asks Ray for."""
+
     address: str | None = None  # an existing cluster ("auto", "ray://host:10001", "host:6379"); None = start one
     num_cpus: float = 0.5  # per model actor and per decode task (fractional: see the module docstring)
     num_gpus: float = 0.0  # per model actor; > 0 puts the model on a GPU

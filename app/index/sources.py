@@ -128,7 +128,9 @@ def _parse_row(row: Any, base: Path) -> SourceRow:
     extra = row.get("metadata")
     if isinstance(extra, str):
         extra = json.loads(extra)
-    metadata = {"path": str(path), **(extra or {})} if isinstance(extra, Mapping | None) else extra
+    if extra is not None and not isinstance(extra, Mapping):
+        raise ValueError(f"metadata must be a JSON object, not {type(extra).__name__}")
+    metadata = {"path": str(path), **(extra or {})}
     if problem := metadata_problem(metadata):
         raise ValueError(f"metadata {problem}")
     return SourceRow(item_id, path, metadata)

@@ -92,9 +92,9 @@ def test_a_killed_build_resumes_without_duplicates(ray_address, images, tmp_path
     pq.write_table(pyarrow.Table.from_pylist(rows), images / "listing.parquet")  # the same rows
     index_dir = tmp_path / "index"
     # 1. The CLI on the JSONL, as its own Ray driver on the module's cluster, killed once 200 items are logged
-    command = [sys.executable, "-m", "cli", "index", "build", str(images / "listing.jsonl"), "--index-dir",
-               str(index_dir), "--model", "tiny-base", "--batch-size", "16", "--engine", "ray", "--actors", "1"]
-    command += ["--ray-address", ray_address]
+    flags = ["--index-dir", str(index_dir), "--model", "tiny-base", "--batch-size", "16"]
+    ray_flags = ["--engine", "ray", "--actors", "1", "--ray-address", ray_address]
+    command = [sys.executable, "-m", "cli", "index", "build", str(images / "listing.jsonl"), *flags, *ray_flags]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     with (tmp_path / "build.log").open("wb") as output:
         build = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)

@@ -63,8 +63,10 @@ def test_a_bad_row_is_an_error_naming_its_line_before_anything_is_built(tmp_path
         read_source(listing)
 
 
-@pytest.mark.parametrize(("name", "problem"), [("list.csv", "expected a folder of images or a listing"),
-                                                ("missing.jsonl", "no such folder or file")])
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [("list.csv", "expected a folder of images or a listing"), ("missing.jsonl", "no such folder or file")],
+)
 def test_a_source_that_is_no_listing_is_refused(tmp_path, name, problem):
     (tmp_path / "list.csv").write_text("path\na.png\n")
     with pytest.raises(SourceError, match=problem):
