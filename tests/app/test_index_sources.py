@@ -71,3 +71,15 @@ def test_a_source_that_is_no_listing_is_refused(tmp_path, name, problem):
     (tmp_path / "list.csv").write_text("path\na.png\n")
     with pytest.raises(SourceError, match=problem):
         read_source(tmp_path / name)
+
+
+def test_the_command_refuses_a_bad_listing_before_opening_the_index(tmp_path):
+    from typer.testing import CliRunner
+
+    from app.commands import index_app
+
+    write_jsonl(tmp_path / "list.jsonl", [{"path": "ok.png"}, {"path": "a.png", "id": "no spaces"}])
+    args = ["build", str(tmp_path / "list.jsonl"), "--index-dir", str(tmp_path / "index"), "--model", "tiny-base"]
+    result = CliRunner().invoke(index_app, args, env={"COLUMNS": "1000"})  # one line per message
+    assert result.exit_code == 2 and "line 2: id: invalid id 'no spaces'" in result.output, result.output
+    assert not (tmp_path / "index").exists()
