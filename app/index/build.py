@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from app.index.ann import AnnParams
+from app.index.sources import SourceRow
 from app.index.store import IndexStore, Item, NewItem
 from app.index.wal import fsync_dir
 from models import Encoder
@@ -23,7 +23,6 @@ from models.images import to_rgb
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 T = TypeVar("T")
 
 
@@ -44,55 +43,35 @@ class BuildSummary:
         )
 
 
-def item_id_for(relative: Path) -> str:
-    """A folder-relative image path → an id: parts joined by ':', other characters → '_'.
-    `forest/17.jpg` → `forest:17.jpg`."""
-    parts = [re.sub(r"[^A-Za-z0-9._@+=-]", "_", part) for part in relative.parts]
-    item_id = ":".join(re.sub(r"\.(?=\.)", "_", part) for part in parts)  # no '..'
-    return item_id if re.match(r"[A-Za-z0-9_]", item_id) else "_" + item_id
-
-
-def folder_images(folder: Path, *, recursive: bool = True) -> list[tuple[str, Path]]:
-    """(id, path) of the images under `folder`, sorted by path; later duplicates of an id dropped."""
-    pattern = folder.rglob("*") if recursive else folder.glob("*")
-    found: dict[str, Path] = {}
-    for path in sorted(p for p in pattern if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
-        item_id = item_id_for(path.relative_to(folder))
-        if item_id in found:
-            log.warning("%s: id %r already taken by %s; skipped", path, item_id, found[item_id])
-            continue
-        found[item_id] = path
-    return list(found.items())
-
-
 def build_index(
     store: IndexStore,
     encoder: Encoder,
-    images: Sequence[tuple[str, Path]],
+    rows: Sequence[SourceRow],
     *,
     batch_size: int = 32,
     progress: bool = True,
 ) -> BuildSummary:
-    """Embed `images` (id, path) in batches into `store`; ids already there are skipped, so
-    an interrupted build resumes where it stopped. Sources are kept as paths."""
+    """Embed `rows` (see `app.index.sources`) in batches into `store`; ids already there are
+    skipped, so an interrupted build resumes where it stopped. Sources are kept as paths."""
     summary = BuildSummary()
-    todo = [(item_id, path) for item_id, path in images if item_id not in store]
-    summary.skipped = len(images) - len(todo)
+    todo = todo_rows(store, rows, summary)
     with tqdm(total=len(todo), desc="index build", unit="image", disable=not progress) as bar:
         for batch in _batches(todo, batch_size):
-            loaded = _load(batch, lambda path: Image.open(path), summary)
+            loaded = _load([(row.id, row) for row in batch], lambda row: Image.open(row.path), summary)
             if loaded:
                 vectors = encoder.encode_images([image for _, image, _ in loaded]).numpy()  # (B, D)
-                store.put(
-                    [
-                        NewItem(item_id, vectors[i], {"path": str(path)}, path)
-                        for i, (item_id, _, path) in enumerate(loaded)
-                    ]
-                )
+                store.put([NewItem(row.id, vectors[i], row.metadata, row.path) for i, (_, _, row) in enumerate(loaded)])
                 summary.added += len(loaded)
             bar.update(len(batch))
-    summary.size = len(store)
+    summary.size = store.describe()["size"]
     return summary
+
+
+def todo_rows(store: IndexStore, rows: Sequence[SourceRow], summary: BuildSummary) -> list[SourceRow]:
+    """The rows whose id is not indexed yet (the others are counted as skipped: a resumed build)."""
+    todo = [row for row in rows if row.id not in store]
+    summary.skipped = len(rows) - len(todo)
+    return todo
 
 
 def rebuild_index(

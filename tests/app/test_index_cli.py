@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from app.commands import index_app
 from app.index import IndexMismatch, IndexStore
-from app.index.build import build_index, folder_images, item_id_for, rebuild_index
+from app.index.build import build_index, rebuild_index
+from app.index.sources import folder_images, item_id_for, read_source
 from app.index.wal import Record, WriteAheadLog
 
 
@@ -46,7 +47,7 @@ def test_ids_are_folder_relative_and_valid(folder):
 
 def test_build_is_resumable_and_rebuild_reembeds_with_another_model(folder, tmp_path, encoder):
     index_dir = tmp_path / "index"
-    images = folder_images(folder)
+    images = read_source(folder)
     with IndexStore.open(index_dir, fingerprint=encoder.fingerprint, embed_dim=encoder.embed_dim) as store:
         first = build_index(store, encoder, images[:2], progress=False)
         assert (first.added, first.skipped, first.failed) == (1, 0, ["broken.png"])
@@ -69,7 +70,7 @@ def test_build_is_resumable_and_rebuild_reembeds_with_another_model(folder, tmp_
 def test_rebuild_stops_when_sources_are_gone(folder, tmp_path, encoder):
     index_dir = tmp_path / "index"
     with IndexStore.open(index_dir, fingerprint=encoder.fingerprint, embed_dim=encoder.embed_dim) as store:
-        build_index(store, encoder, folder_images(folder), progress=False)
+        build_index(store, encoder, read_source(folder), progress=False)
     (folder / "red.png").unlink()
     with pytest.raises(RuntimeError, match="no readable source"):
         rebuild_index(index_dir, Renamed(encoder, "e" * 64), progress=False)
@@ -82,7 +83,7 @@ def test_rebuild_stops_when_sources_are_gone(folder, tmp_path, encoder):
 def test_rebuild_says_which_items_lose_metadata_that_breaks_the_rules(folder, tmp_path, encoder):
     index_dir = tmp_path / "index"
     with IndexStore.open(index_dir, fingerprint=encoder.fingerprint, embed_dim=encoder.embed_dim) as store:
-        build_index(store, encoder, folder_images(folder)[2:3], progress=False)  # red.png
+        build_index(store, encoder, read_source(folder)[2:3], progress=False)  # red.png
         vector = store.get("red.png").vector
     wal = WriteAheadLog(next(index_dir.glob("wal-*.log")))  # an older server's write
     wal.append([Record(2, "put", "nan", {"x": float("nan")}, f"path:{folder / 'red.png'}", vector)])

@@ -19,6 +19,7 @@ from apptools import b64, shape
 
 from app.index import IndexStore
 from app.index.build import build_index
+from app.index.sources import SourceRow
 from quality.server import ROOT, loopback_server
 
 
@@ -33,7 +34,9 @@ def stamped_by_tiny_base(tmp_path, encoder):
     with IndexStore.open(
         index_dir, fingerprint=encoder.fingerprint, embed_dim=encoder.embed_dim, spec=encoder.spec
     ) as store:
-        build_index(store, encoder, [("red", images / "red.png"), ("blue", images / "blue.png")], progress=False)
+        paths = {"red": images / "red.png", "blue": images / "blue.png"}
+        rows = [SourceRow(name, path, {"path": str(path)}) for name, path in paths.items()]
+        build_index(store, encoder, rows, progress=False)
     return index_dir
 
 
