@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -220,18 +220,16 @@ def index_build(
 ) -> None:
     """Embed every image under FOLDER into the index (ids are folder-relative paths, `a/b.jpg` →
     `a:b.jpg`). Resumable: ids already indexed are skipped."""
-    from app.index import AnnParams, IndexStore
+    from app.index import open_backend
     from app.index.build import build_index, folder_images
     from models import create_model
 
     settings = build_settings(model=model, device=device, index_dir=index_dir)
     images = folder_images(folder, recursive=recursive)
     encoder = create_model(settings.model, device=settings.device)
-    params = AnnParams(exact_max=settings.index_exact_max, ef_search=settings.index_ef_search)
-    with _index_errors("index build"), IndexStore.open(
-        settings.index_dir, fingerprint=encoder.fingerprint, embed_dim=encoder.embed_dim, params=params,
-        spec=encoder.spec,
-    ) as store:  # fmt: skip
+    with _index_errors("index build"), closing(
+        open_backend(settings, fingerprint=encoder.fingerprint, embed_dim=encoder.embed_dim, spec=encoder.spec)
+    ) as store:
         summary = build_index(store, encoder, images, batch_size=batch_size)
     typer.echo(f"index {settings.index_dir}: {summary.line()}")
 

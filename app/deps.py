@@ -9,8 +9,8 @@ from fastapi import Depends, Request
 from app.generation.jobs import JobManager
 from app.generation.slot import GeneratorSlot
 from app.images import ImageLoader
+from app.index.backend import IndexBackend
 from app.index.slot import IndexSlot
-from app.index.store import IndexStore
 from app.services.embedding import Embedder
 from app.settings import Settings
 from app.state import LoadedModel, ModelSlot
@@ -55,12 +55,12 @@ def get_index_slot(request: Request) -> IndexSlot:
 IndexSlotDep = Annotated[IndexSlot, Depends(get_index_slot)]
 
 
-def get_index(slot: IndexSlotDep) -> IndexStore:
+def get_index(slot: IndexSlotDep) -> IndexBackend:
     """The open index; `NotReady` (→ 503 with the reason) otherwise."""
     return slot.require()
 
 
-IndexDep = Annotated[IndexStore, Depends(get_index)]
+IndexDep = Annotated[IndexBackend, Depends(get_index)]
 
 
 def get_generator_slot(request: Request) -> GeneratorSlot:

@@ -7,8 +7,7 @@ import threading
 from typing import Literal
 
 from app.errors import NotReady, ServiceError
-from app.index.ann import AnnParams
-from app.index.store import IndexStore
+from app.index.backend import IndexBackend, open_backend
 from app.settings import Settings
 from models import Encoder
 
@@ -26,7 +25,7 @@ class IndexSlot:
         self.settings = settings
         self.state: State = "loading"
         self.error: str | None = None
-        self.store: IndexStore | None = None
+        self.store: IndexBackend | None = None
         self._lock = threading.Lock()
         self._closed = False
 
@@ -34,13 +33,8 @@ class IndexSlot:
         """Open `settings.index_dir` for `encoder` (called from the model loader thread)."""
         settings = self.settings
         try:
-            store = IndexStore.open(
-                settings.index_dir,
-                fingerprint=encoder.fingerprint,
-                embed_dim=encoder.embed_dim,
-                params=AnnParams(exact_max=settings.index_exact_max, ef_search=settings.index_ef_search),
-                snapshot_every=settings.index_snapshot_every,
-                spec=encoder.spec,
+            store = open_backend(
+                settings, fingerprint=encoder.fingerprint, embed_dim=encoder.embed_dim, spec=encoder.spec
             )
         except ServiceError as exc:
             log.error("index %s not opened: %s", settings.index_dir, exc.message)
@@ -54,7 +48,7 @@ class IndexSlot:
             return
         with self._lock:
             if self._closed:
-                store.close(snapshot=False)
+                store.close()
                 return
             self.store, self.state = store, "ready"
 
@@ -66,7 +60,7 @@ class IndexSlot:
             return f"index {self.settings.index_dir} unavailable: {self.error}"
         return None
 
-    def require(self) -> IndexStore:
+    def require(self) -> IndexBackend:
         store = self.store
         if store is None:
             raise NotReady(self.detail or "index not open")
