@@ -66,7 +66,8 @@ class RowTable:
     ) -> None:
         """Append rows (a snapshot segment). `vectors` (R, D): None when the index already holds
         them (a loaded HNSW graph). `withheld`: the rows (0-based in these) known to break the
-        metadata rules, with the problem, every other row known to keep them; None: check each."""
+        metadata rules, with the problem, every other row known to keep them; None: check each.
+        `ValueError` for rows that do not fit (a damaged snapshot: the caller discards the table)."""
         start = len(self.ids)
         if vectors is not None:
             self._add_vectors(np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim))

@@ -91,9 +91,12 @@ class Manifest:
                 raise ValueError(f"{key!r} is missing or malformed")
         base = Segment(_name(body, "vectors"), _name(body, "items")) if body.get("vectors") else None
         deltas = tuple(Segment(_name(d, "vectors"), _name(d, "items")) for d in _list(body, "deltas"))
-        sha256 = body.get("sha256") or {}  # absent in snapshots written before checksums
-        if not isinstance(sha256, dict) or (deltas and base is None):
-            raise ValueError("'sha256' or 'deltas' is malformed")
+        sha256 = body.get("sha256")
+        sha256 = {} if sha256 is None else sha256  # absent in snapshots written before checksums
+        if not isinstance(sha256, dict) or not all(isinstance(d, str) for d in sha256.values()):
+            raise ValueError("'sha256' is malformed")
+        if deltas and base is None:
+            raise ValueError("'deltas' without a base segment")
         return cls(
             body["fingerprint"],
             body["embed_dim"],

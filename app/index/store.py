@@ -53,6 +53,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from app.errors import NotFound, NotReady, StorageFull
 from app.index import ann, snapshot
 from app.index.backend import Hit, IndexBusy, IndexCorrupt, Item, NewItem, PutResult, check_stamp
@@ -408,7 +410,7 @@ class IndexStore:
                 raise NotFound(f"no indexed item {item_id!r}")
             return self._table.item(row)
 
-    def vectors(self, ids: Sequence[str]) -> Any:
+    def vectors(self, ids: Sequence[str]) -> np.ndarray:
         """Embeddings of indexed items (`NotFound` naming the first absent one).  -> (N, D)"""
         with self._rw.read():
             rows = []
@@ -431,7 +433,7 @@ class IndexStore:
 
     def search(
         self,
-        query: Any,
+        query: np.ndarray,
         k: int,
         *,
         filter: Mapping[str, Any] | None = None,

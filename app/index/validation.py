@@ -82,10 +82,11 @@ def checked(items: Sequence[NewItem]) -> CheckedItems:
 
 def unit_vector(vector: Any, dim: int, where: str) -> np.ndarray:
     """`vector` as a unit float32 vector of size `dim`, or `InvalidInput` saying what is wrong.  -> (dim,)"""
-    v = np.asarray(vector, dtype=np.float64).reshape(-1)  # float64: the norm of large entries stays finite
+    v = np.asarray(vector, dtype=np.float64).reshape(-1)
     if v.shape[0] != dim:
         raise InvalidInput(f"{where}: embedding of size {v.shape[0]}; the index holds {dim}")
-    norm = float(np.linalg.norm(v))
-    if not math.isfinite(norm) or norm < 1e-12:
+    scale = float(np.max(np.abs(v), initial=0.0))  # scaled first: the norm of large finite entries stays finite
+    if not math.isfinite(scale) or scale < 1e-30:
         raise InvalidInput(f"{where}: embedding is zero or not finite")
-    return (v / norm).astype(np.float32)
+    v = v / scale
+    return (v / np.linalg.norm(v)).astype(np.float32)
