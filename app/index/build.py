@@ -144,9 +144,9 @@ def rebuild_index(
             summary.size = len(new)
         finally:
             new.close()
+        swap_in(directory)  # the old index's LOCK still held: no server opens it mid-swap
     finally:
         old.close(snapshot=False)
-    swap_in(directory)
     return summary
 
 

@@ -107,6 +107,8 @@ class RowTable:
             if old is not None:
                 self._tombstone(old)
             if record.op == "put":
+                if record.vector is None or record.vector.shape != (self.dim,):
+                    raise ValueError(f"record {record.seq}: no embedding of size {self.dim}")
                 row = len(self.ids)
                 self.ids.append(record.id)
                 self.metadata.append(record.metadata or {})

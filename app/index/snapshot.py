@@ -20,12 +20,14 @@ format 1 refuses a format-2 folder with a message rather than losing its deltas.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faiss
 import numpy as np
@@ -33,8 +35,11 @@ import numpy as np
 from app.errors import NotReady
 from app.index.backend import IndexCorrupt
 from app.index.metadata import METADATA_RULES, metadata_problem
-from models.atomic import write_atomic
+from models.atomic import fsync_dir, write_atomic
 from models.fingerprint import file_sha256
+
+if TYPE_CHECKING:
+    from app.index.rows import RowTable
 
 FORMAT = 2
 READS = (1, 2)
@@ -211,6 +216,50 @@ def write_graph(directory: Path, index: faiss.Index, seq: int, taken: Sequence[s
     name = fresh_name("ann", seq, "faiss", taken)
     write_atomic(directory / name, lambda tmp: faiss.write_index(index, str(tmp)), sync_dir=False)
     return name, file_sha256(directory / name)
+
+
+def write_snapshot(directory: Path, table: RowTable, committed: Manifest, seq: int, *, since: int | None) -> Manifest:
+    """Write `table` as the snapshot at `seq` and commit it (the manifest replaced; the folder
+    fsynced before, not after). `since` None: every row as a new base segment (and the HNSW
+    graph); else the rows from `since` on, and the rows below it tombstoned since
+    (`table.killed`), as one more delta over `committed`. On any failure the files written so
+    far are removed (never the committed snapshot's: `fresh_name`) and `committed` stands."""
+    taken, written = committed.files, []
+    try:
+        if since is None:
+            rows = SegmentRows(table.vectors, table.ids, table.metadata, table.sources, table.problems)
+            base, digests = write_segment(directory, rows, seq, taken)
+            written += [base.vectors, base.items]
+            segments: dict[str, Any] = {"base": base, "ann": None, "deltas": (), "sha256": digests}
+            if table.kind == "hnsw":
+                graph, digest = write_graph(directory, table.index, seq, taken)
+                written.append(graph)
+                segments["ann"], digests[graph] = graph, digest
+        else:
+            withheld = {row - since: problem for row, problem in table.problems.items() if row >= since}
+            dead = sorted(row for row in table.killed if row < since)
+            rows = SegmentRows(
+                table.vectors[since:], table.ids[since:], table.metadata[since:], table.sources[since:], withheld, dead
+            )
+            delta, digests = write_segment(directory, rows, seq, taken)
+            written += [delta.vectors, delta.items]
+            segments = {"deltas": (*committed.deltas, delta), "sha256": {**committed.sha256, **digests}}
+        manifest = dataclasses.replace(
+            committed,
+            **segments,
+            seq=seq,
+            index_type=table.kind,
+            size=len(table),
+            written_at=time.time(),
+            format=FORMAT,
+        )
+        fsync_dir(directory)
+        write_manifest(directory, manifest)
+    except BaseException:
+        for name in written:
+            (directory / name).unlink(missing_ok=True)
+        raise
+    return manifest
 
 
 def read_segment(directory: Path, segment: Segment, dim: int, *, vectors: bool = True) -> SegmentRows:

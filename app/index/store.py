@@ -1,12 +1,8 @@
 """The FAISS index backend: a durable store of a folder, around the row table.
 
-Files in the index folder:
-
-    LOCK                  flock'ed by the one process that has the store open
-    manifest.json, vectors-*.npy, items-*.json, ann-*.faiss
-                          the latest snapshot (see `app.index.snapshot`)
-    wal-<S>.log           the write-ahead log of the writes after S (see `app.index.wal`)
-    sources/<sha256>      the image bytes items were embedded from (see `app.index.sources`)
+The folder holds `LOCK` (flock'ed by the one process that has the store open), the latest
+snapshot (`manifest.json` and the data files it names: `app.index.snapshot`), `wal-<S>.log`
+(the writes after S: `app.index.wal`) and `sources/<sha256>` (images: `app.index.sources`).
 
 Layers: `validation` checks what a write brings, `rows.RowTable` holds the rows in memory and
 searches them (no I/O, no lock), `snapshot` reads and writes the files, `sources` the images;
@@ -43,7 +39,6 @@ held just for the in-memory update, so searches run concurrently and never see h
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import fcntl
 import logging
@@ -60,9 +55,9 @@ from app.index import ann, snapshot
 from app.index.backend import Hit, IndexBusy, IndexCorrupt, Item, NewItem, PutResult, check_stamp
 from app.index.rows import RowTable
 from app.index.rwlock import RWLock
-from app.index.snapshot import Manifest, SegmentRows
+from app.index.snapshot import Manifest
 from app.index.sources import SourceFiles
-from app.index.swap import finish_swap
+from app.index.swap import no_swap
 from app.index.validation import check_id, checked, unit_vector
 from app.index.wal import CorruptLog, Record, WriteAheadLog, read_records
 from models.atomic import fsync_dir, remove_temp_files
@@ -79,6 +74,20 @@ def _write_error(directory: Path, error: OSError) -> NotReady | StorageFull:
     if error.errno in DISK_FULL:
         return StorageFull(f"index {directory}: disk full ({error.strerror}); the write was not stored")
     return NotReady(f"index {directory}: the write could not be stored ({error})")
+
+
+def _lock(directory: Path) -> Any:
+    """The folder's LOCK file, flock'ed (held while the store is open), or `IndexBusy`."""
+    lock_file = open(directory / "LOCK", "a")  # noqa: SIM115 — held while open
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock_file.close()
+        raise IndexBusy(
+            f"index {directory} is open in another process (one process owns an index folder): "
+            "stop that process, or give this one a folder of its own (PCCLIP_INDEX_DIR, --index-dir)"
+        ) from None
+    return lock_file
 
 
 class IndexStore:
@@ -129,17 +138,9 @@ class IndexStore:
         `fingerprint=None` opens an existing index whatever its model (for `pcclip index rebuild`).
         """
         directory = Path(directory)
-        finish_swap(directory)  # a rebuild's swap a crash interrupted
-        directory.mkdir(parents=True, exist_ok=True)
-        lock_file = open(directory / "LOCK", "a")  # noqa: SIM115 — held while open
-        try:
-            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock_file.close()
-            raise IndexBusy(
-                f"index {directory} is open in another process (one process owns an index folder): "
-                "stop that process, or give this one a folder of its own (PCCLIP_INDEX_DIR, --index-dir)"
-            ) from None
+        with no_swap(directory):  # a rebuild's swap, a crash interrupted, is completed first
+            directory.mkdir(exist_ok=True)
+            lock_file = _lock(directory)
         try:
             manifest = snapshot.read_manifest(directory)
             if manifest is None:
@@ -173,8 +174,10 @@ class IndexStore:
                     self._table.apply([record])
                     self._seq = record.seq
                     replayed += 1
-            except (CorruptLog, ValueError) as error:
+            except CorruptLog as error:
                 raise IndexCorrupt(str(error)) from None
+            except ValueError as error:
+                raise snapshot.corrupt(path, f"holds a record that does not fit the index ({error})") from None
         self._since_snapshot = replayed
         self._wal = WriteAheadLog(self.directory / f"wal-{self._manifest.seq:012d}.log")
         self._log_opened(replayed, time.monotonic() - started)
@@ -203,18 +206,11 @@ class IndexStore:
             log.warning(
                 "index %s: %d items hold metadata that breaks the metadata rules (e.g. %r: %s); they are "
                 "served with empty metadata and `metadata_problem` until replaced",
-                self.directory,
-                len(table.problems),
-                table.ids[row],
-                problem,
+                *(self.directory, len(table.problems), table.ids[row], problem),
             )
         log.info(
             "index %s open: %d items (%s), %d log records replayed in %.2f s",
-            self.directory,
-            len(table),
-            table.kind,
-            replayed,
-            seconds,
+            *(self.directory, len(table), table.kind, replayed, seconds),
         )
 
     # --- writes ----------------------------------------------------------------------------
@@ -291,24 +287,13 @@ class IndexStore:
 
     def _snapshot_locked(self, *, full: bool) -> None:
         """Write the data files, commit them with the manifest, switch logs, drop old files.
-
-        On any failure (e.g. disk full) before the manifest is replaced, the files written so
-        far are removed and the committed snapshot and its log stay exactly as they were.
-        """
+        A failure (e.g. disk full) leaves the committed snapshot and its log as they were."""
         started = time.monotonic()
         full = full or self._wants_full()
         if full and self._table.needs_compaction():
             self._compact()
-        committed = self._manifest
-        written: list[str] = []
-        try:
-            manifest = self._write_full(written) if full else self._write_delta(written)
-            fsync_dir(self.directory)
-            snapshot.write_manifest(self.directory, manifest)
-        except BaseException:
-            for name in written:  # never the committed snapshot's (`snapshot.fresh_name`)
-                (self.directory / name).unlink(missing_ok=True)
-            raise
+        since = None if full else self._committed_rows
+        manifest = snapshot.write_snapshot(self.directory, self._table, self._manifest, self._seq, since=since)
         self._manifest, self._committed_rows = manifest, len(self._table.ids)
         if full:
             self._base_rows = len(self._table.ids)
@@ -316,7 +301,7 @@ class IndexStore:
         # The snapshot is committed; switch to a fresh log and drop what it replaced.
         self._switch_log(manifest.seq, keep={*manifest.files})
         self._since_snapshot, self._snapshot_due = 0, self.snapshot_every
-        kind = "full" if full else f"delta {len(manifest.deltas)} of {len(manifest.files) - len(committed.files)} files"
+        kind = "full" if full else f"delta {len(manifest.deltas)}"
         log.info(
             "index snapshot (%s) at seq %d: %d items in %.2f s",
             kind,
@@ -330,49 +315,6 @@ class IndexStore:
             return True
         delta_rows = len(self._table.ids) - self._base_rows
         return len(self._manifest.deltas) >= MAX_DELTAS or delta_rows > DELTA_MAX_FRACTION * self._base_rows
-
-    def _write_full(self, written: list[str]) -> Manifest:
-        """Every row as one base segment (and the HNSW graph); the manifest that commits them."""
-        table, taken = self._table, self._manifest.files
-        rows = SegmentRows(table.vectors, table.ids, table.metadata, table.sources, table.problems)
-        base, digests = snapshot.write_segment(self.directory, rows, self._seq, taken)
-        written += [base.vectors, base.items]
-        graph = None
-        if table.kind == "hnsw":
-            graph, digest = snapshot.write_graph(self.directory, table.index, self._seq, taken)
-            written.append(graph)
-            digests[graph] = digest
-        return self._manifest_of(base=base, ann=graph, deltas=(), sha256=digests)
-
-    def _write_delta(self, written: list[str]) -> Manifest:
-        """The rows added since the last snapshot and those deleted since, as one delta segment."""
-        table, start = self._table, self._committed_rows
-        assert start is not None
-        withheld = {row - start: problem for row, problem in table.problems.items() if row >= start}
-        dead = sorted(row for row in table.killed if row < start)
-        rows = SegmentRows(
-            table.vectors[start:], table.ids[start:], table.metadata[start:], table.sources[start:], withheld, dead
-        )
-        delta, digests = snapshot.write_segment(self.directory, rows, self._seq, self._manifest.files)
-        written += [delta.vectors, delta.items]
-        committed = self._manifest
-        return self._manifest_of(
-            base=committed.base,
-            ann=committed.ann,
-            deltas=(*committed.deltas, delta),
-            sha256={**committed.sha256, **digests},
-        )
-
-    def _manifest_of(self, **segments: Any) -> Manifest:
-        return dataclasses.replace(
-            self._manifest,
-            **segments,
-            seq=self._seq,
-            index_type=self._table.kind,
-            size=len(self._table),
-            written_at=time.time(),
-            format=snapshot.FORMAT,
-        )
 
     def _switch_log(self, seq: int, keep: set[str]) -> None:
         wal_path = self.directory / f"wal-{seq:012d}.log"

@@ -8,10 +8,10 @@ Beside the live index `NAME` (`pcclip index rebuild`, see `app.index.build`):
 
 `swap_in` runs the steps, each a rename made durable by an fsync of the parent folder:
 (1) `.NAME.rebuild` → `.NAME.new`; (2) `NAME` → `.NAME.old`; (3) `.NAME.new` → `NAME`;
-(4) remove `.NAME.old`. `finish_swap` — run before an index folder is opened, and by
-`swap_in` itself — completes a swap a crash interrupted: after step 1 the rebuild is committed
-and the remaining steps run; before it the old index stands and the rebuild resumes when run
-again. Both hold an flock on the parent folder, so a server that starts mid-swap waits for it.
+(4) remove `.NAME.old`. After step 1 the rebuild is committed: a crash before it leaves the old
+index standing (and the rebuild resumes when run again); a crash after it is completed by the
+next open of the index, which runs under `no_swap`: it holds an flock on the parent folder,
+as `swap_in` does, so an open never interleaves with a swap.
 """
 
 from __future__ import annotations
@@ -46,13 +46,13 @@ def swap_in(directory: Path) -> None:
         _finish(directory)
 
 
-def finish_swap(directory: Path) -> None:
-    """Complete the swap a crash interrupted, if any (see the module docstring)."""
-    if not directory.parent.is_dir():
-        return
-    if _complete(directory).exists() or _retired(directory).exists():
-        with _parent_locked(directory):
-            _finish(directory)
+@contextmanager
+def no_swap(directory: Path) -> Iterator[None]:
+    """No swap of `directory` runs while this is held; one a crash interrupted is completed first."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with _parent_locked(directory):
+        _finish(directory)
+        yield
 
 
 def _finish(directory: Path) -> None:
@@ -68,7 +68,8 @@ def _finish(directory: Path) -> None:
     elif retired.exists() and not directory.exists():  # never left by these steps; roll back, never lose it
         os.replace(retired, directory)
         fsync_dir(directory.parent)
-    shutil.rmtree(retired, ignore_errors=True)
+    if retired.exists():
+        shutil.rmtree(retired)
 
 
 @contextmanager
