@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -242,7 +242,7 @@ def index_build(
 ) -> None:
     """Embed every image of SOURCE into the index (a folder's ids are folder-relative paths,
     `a/b.jpg` → `a:b.jpg`). Resumable: ids already indexed are skipped."""
-    from app.index import AnnParams, IndexStore
+    from app.index import open_backend
     from app.index.build import build_index
     from app.index.sources import SourceError, read_source
     from models import create_model
@@ -262,11 +262,9 @@ def index_build(
         raise typer.BadParameter(str(exc), param_hint="SOURCE") from None
     # 2. The model (on Ray, this copy stamps the index and lends its preprocessing to the tasks)
     encoder = create_model(settings.model, device=settings.device if engine == "local" else "cpu")
-    params = AnnParams(exact_max=settings.index_exact_max, ef_search=settings.index_ef_search)
-    with _index_errors("index build"), IndexStore.open(
-        settings.index_dir, fingerprint=encoder.fingerprint, embed_dim=encoder.embed_dim, params=params,
-        spec=encoder.spec,
-    ) as store:  # fmt: skip
+    with _index_errors("index build"), closing(
+        open_backend(settings, fingerprint=encoder.fingerprint, embed_dim=encoder.embed_dim, spec=encoder.spec)
+    ) as store:
         # 3. Embed and write
         if engine == "ray":
             given = {"num_cpus": num_cpus, "num_gpus": num_gpus, "actors": actors, "batch_size": batch_size}

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from app.engine import Engine
 from app.generation.generator import Generator
 from app.generation.jobs import JobManager
-from app.index.store import IndexStore
+from app.index.backend import IndexBackend
 from app.settings import Settings
 from app.slot import Slot
 
@@ -38,19 +38,19 @@ def get_engine(slot: ModelSlotDep) -> Engine:
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
-def get_index_slot(request: Request) -> Slot[IndexStore]:
+def get_index_slot(request: Request) -> Slot[IndexBackend]:
     return request.app.state.index_slot
 
 
-IndexSlotDep = Annotated[Slot[IndexStore], Depends(get_index_slot)]
+IndexSlotDep = Annotated[Slot[IndexBackend], Depends(get_index_slot)]
 
 
-def get_index(slot: IndexSlotDep) -> IndexStore:
+def get_index(slot: IndexSlotDep) -> IndexBackend:
     """The open index; `NotReady` (→ 503 with the reason) otherwise."""
     return slot.require()
 
 
-IndexDep = Annotated[IndexStore, Depends(get_index)]
+IndexDep = Annotated[IndexBackend, Depends(get_index)]
 
 
 def get_generator_slot(request: Request) -> Slot[Generator]:

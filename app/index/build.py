@@ -3,9 +3,8 @@ index with another model from its stored sources. Used by `pcclip index build|re
 
 from __future__ import annotations
 
+import io
 import logging
-import os
-import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +14,10 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from app.index.ann import AnnParams
+from app.index.backend import IndexBackend, Item, NewItem
 from app.index.sources import SourceRow
-from app.index.store import IndexStore, Item, NewItem
-from app.index.wal import fsync_dir
+from app.index.store import IndexStore
+from app.index.swap import staging, swap_in
 from models import Encoder
 from models.images import to_rgb
 
@@ -44,7 +44,7 @@ class BuildSummary:
 
 
 def build_index(
-    store: IndexStore,
+    store: IndexBackend,
     encoder: Encoder,
     rows: Sequence[SourceRow],
     *,
@@ -86,13 +86,14 @@ def rebuild_index(
     """Re-embed every item of the index at `directory` with `encoder`, from its stored sources.
 
     The new index is built beside it (`.NAME.rebuild`, resumable) and swapped in by renames
-    once complete; items whose source cannot be read abort the rebuild unless `drop_missing`.
+    once complete, crash-safely (`app.index.swap`); items whose source cannot be read abort the
+    rebuild unless `drop_missing`.
     """
     directory = Path(directory)
-    staging = directory.with_name(f".{directory.name}.rebuild")
-    old = IndexStore.open(directory, fingerprint=None)
+    new_dir = staging(directory)
+    old = IndexStore.open(directory, fingerprint=None)  # first completes a swap a crash interrupted
     try:
-        new = IndexStore.open(staging, fingerprint=encoder.fingerprint, embed_dim=encoder.embed_dim, params=params)
+        new = IndexStore.open(new_dir, fingerprint=encoder.fingerprint, embed_dim=encoder.embed_dim, params=params)
         summary = BuildSummary()
         try:
             items = list(old.items())
@@ -116,21 +117,15 @@ def rebuild_index(
             if summary.failed and not drop_missing:
                 raise RuntimeError(
                     f"{len(summary.failed)} items have no readable source (e.g. {summary.failed[:3]}); "
-                    f"the old index is untouched and the partial rebuild kept in {staging} (resumable). "
+                    f"the old index is untouched and the partial rebuild kept in {new_dir} (resumable). "
                     "Pass --drop-missing to leave them out."
                 )
             summary.size = len(new)
         finally:
             new.close()
+        swap_in(directory)  # the old index's LOCK still held: no server opens it mid-swap
     finally:
         old.close(snapshot=False)
-    # Swap: the old index moves aside, the new one takes its name, then the old one goes.
-    retired = directory.with_name(f".{directory.name}.old")
-    shutil.rmtree(retired, ignore_errors=True)
-    os.replace(directory, retired)
-    os.replace(staging, directory)
-    fsync_dir(directory.parent)
-    shutil.rmtree(retired)
     return summary
 
 
@@ -145,8 +140,6 @@ def _note_dropped_metadata(items: Iterable[Item], summary: BuildSummary) -> None
 def _open_source(store: IndexStore, source: str | None) -> Image.Image:
     if source is None:
         raise FileNotFoundError("no stored source")
-    import io
-
     return Image.open(io.BytesIO(store.source_bytes(source)))
 
 

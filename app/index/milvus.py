@@ -34,9 +34,10 @@ from typing import Any
 import numpy as np
 
 from app.errors import InvalidInput, NotFound, NotReady
+from app.index.backend import Hit, IndexMismatch, Item, NewItem, PutResult
 from app.index.filters import Filter, milvus_string, parse_filter, to_milvus_expr
 from app.index.metadata import check_metadata, metadata_problem
-from app.index.store import MAX_ID_CHARS, Hit, IndexMismatch, Item, NewItem, PutResult, check_id
+from app.index.validation import MAX_ID_CHARS, check_id
 from models.atomic import fsync_dir, write_atomic
 
 log = logging.getLogger(__name__)

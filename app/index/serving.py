@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from app.index.ann import AnnParams
-from app.index.store import IndexStore
+from app.index.backend import IndexBackend, open_backend
 from app.settings import Settings
 from app.slot import Slot
 
@@ -13,23 +12,16 @@ if TYPE_CHECKING:
     from app.engine import Engine
 
 
-def open_index(settings: Settings, engine: Engine) -> IndexStore:
-    """Open (or create) the index for `engine`'s model; `IndexMismatch` when another made it."""
-    return IndexStore.open(
-        settings.index_dir,
-        fingerprint=engine.fingerprint,
-        embed_dim=engine.embed_dim,
-        params=AnnParams(exact_max=settings.index_exact_max, ef_search=settings.index_ef_search),
-        snapshot_every=settings.index_snapshot_every,
-        spec=engine.spec,
-    )
+def open_index(settings: Settings, engine: Engine) -> IndexBackend:
+    """Open (or create) the configured index for `engine`'s model; `IndexMismatch` when another made it."""
+    return open_backend(settings, fingerprint=engine.fingerprint, embed_dim=engine.embed_dim, spec=engine.spec)
 
 
-def index_slot(settings: Settings, model: Slot[Engine]) -> Slot[IndexStore]:
+def index_slot(settings: Settings, model: Slot[Engine]) -> Slot[IndexBackend]:
     """The index's slot: "loading" until the model is ready (its fingerprint stamps the index),
     then open, or "failed" with the reason (e.g. built by another model, or open in another
     process). The model API serves whatever the index's state."""
-    slot: Slot[IndexStore] = Slot(
+    slot: Slot[IndexBackend] = Slot(
         "index",
         loading=f"index {settings.index_dir} is not open yet (it opens once the model is loaded)",
         failed=f"index {settings.index_dir} unavailable",

@@ -21,7 +21,7 @@ from app.schemas.index import (
     IndexItem,
 )
 from app.security import AccessDep
-from app.services import search as service
+from app.services import index as service
 
 router = APIRouter(tags=["index"], dependencies=[AccessDep], responses=ERROR_RESPONSES, route_class=StrictJSONRoute)
 NOT_FOUND = {404: {"model": ErrorResponse, "description": "No indexed item with that id."}}

@@ -34,5 +34,6 @@ async def search(
         terms=body.terms,
         k=body.k,
         filter=body.filter,
+        min_score=body.min_score,
         include_query_items=body.include_query_items,
     )

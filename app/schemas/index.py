@@ -8,7 +8,7 @@ from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from app.errors import InvalidInput
 from app.index.metadata import MAX_METADATA_BYTES, MAX_METADATA_DEPTH
-from app.index.store import ID_PATTERN, MAX_ID_CHARS, check_id
+from app.index.validation import ID_PATTERN, MAX_ID_CHARS, check_id
 from app.schemas.common import ImageInput, RequestModel, ResponseModel, Text, exactly_one_of
 from app.schemas.examples import BLUE, RED
 from app.schemas.limits import MAX_ITEMS, Maximum, MaxItems
@@ -90,6 +90,7 @@ class DeleteResponse(ResponseModel):
 
 
 class IndexInfo(ResponseModel):
+    backend: str = Field(description="The index backend that serves: `faiss` (embedded, in PCCLIP_INDEX_DIR).")
     size: int = Field(description="Items in the index.")
     fingerprint: str = Field(description="Fingerprint of the model whose embeddings the index holds.")
     embed_dim: int
@@ -105,11 +106,13 @@ class IndexInfo(ResponseModel):
 
 # --- search --------------------------------------------------------------------------------
 
+TERM_KINDS = ("text", "image", "id", "difference", "vector")
+
 
 class SearchTerm(RequestModel):
-    """One term of a query expression: exactly one of `text`, `image`, `id`, `difference`."""
+    """One term of a query expression: exactly one of `text`, `image`, `id`, `difference`, `vector`."""
 
-    model_config = ConfigDict(json_schema_extra=exactly_one_of("text", "image", "id", "difference"))
+    model_config = ConfigDict(json_schema_extra=exactly_one_of(*TERM_KINDS))
 
     text: Text | None = Field(None, description='A description of what to find, e.g. "a snowy forest".')
     image: ImageInput | None = Field(None, description="An image to find things like.")
@@ -118,6 +121,12 @@ class SearchTerm(RequestModel):
         None,
         description='A PC-CLIP difference text — a direction to move along, e.g. "the first is snowier than '
         'the second" or simply "snowier". A negative weight moves the other way.',
+    )
+    vector: list[float] | None = Field(
+        None,
+        min_length=1,
+        description="An embedding you already have (e.g. from `/embed`), of the index's size (`GET /index` "
+        "`embed_dim`), finite and not all zeros; it is normalized like every term.",
     )
     weight: float = Field(
         1.0,
@@ -129,23 +138,25 @@ class SearchTerm(RequestModel):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SearchTerm:
-        given = [name for name in ("text", "image", "id", "difference") if getattr(self, name) is not None]
+        given = [name for name in TERM_KINDS if getattr(self, name) is not None]
         if len(given) != 1:
-            raise ValueError(f'give exactly one of "text", "image", "id", "difference" (got {given or "none"})')
+            names = ", ".join(f'"{name}"' for name in TERM_KINDS)
+            raise ValueError(f"give exactly one of {names} (got {given or 'none'})")
         if self.weight == 0:
             raise ValueError("weight must not be 0")
         return self
 
     @property
     def kind(self) -> str:
-        return next(name for name in ("text", "image", "id", "difference") if getattr(self, name) is not None)
+        return next(name for name in TERM_KINDS if getattr(self, name) is not None)
 
 
 SEARCH_DESCRIPTION = """\
 Search the index with an expression over embeddings.
 
 **Combination rule.** Each term is embedded — `text` and `difference` by the text tower, `image`
-by the image tower, `id` is the indexed item's stored embedding — and L2-normalized to v̂ᵢ. The
+by the image tower, `id` is the indexed item's stored embedding, `vector` is an embedding given
+as numbers (of the index's `embed_dim`, finite, not zero) — and L2-normalized to v̂ᵢ. The
 query is `q = normalize(Σᵢ wᵢ · v̂ᵢ)` (weights default to 1; a term list that cancels out is a
 422). Hits are the `k` indexed items with the highest cosine `score = q · x̂`.
 
@@ -159,6 +170,7 @@ request order; their sum is `score · ‖Σᵢ wᵢ v̂ᵢ‖`, so they show whi
 
 Items named by `id` terms are left out of the hits unless `include_query_items` is true.
 `filter` keeps items whose metadata has each given key with exactly the given value.
+`min_score` leaves out hits whose score is below it (so fewer than `k` may come back).
 """
 
 
@@ -172,6 +184,12 @@ class SearchRequest(RequestModel):
     filter: dict[str, Any] | None = Field(
         None,
         description="Exact-match conditions on metadata keys, all of which must hold (the metadata rules apply).",
+    )
+    min_score: float | None = Field(
+        None,
+        ge=-1,
+        le=1,
+        description="A relevance cut-off: hits whose `score` (a cosine, -1 to 1) is below it are left out.",
     )
     include_query_items: bool = Field(False, description="Also return the items named by `id` terms.")
 

@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.engine import Engine
 from app.errors import InvalidInput, NotFound
-from app.index import IndexStore, check_id
+from app.index import IndexBackend, check_id
 from app.schemas.clip_back import INDICE_NAME, KnnRequest, KnnResult, MetadataEntry, MetadataRequest
 from app.schemas.common import ImageInput
 from app.settings import Settings
@@ -21,7 +21,7 @@ def check_indice(name: str | None) -> None:
         raise NotFound(f"indice_name: no index named {name!r}; this server has {INDICE_NAME!r} (GET /indices-list)")
 
 
-async def query_vector(embedder: Engine, store: IndexStore, body: KnnRequest) -> torch.Tensor:
+async def query_vector(embedder: Engine, store: IndexBackend, body: KnnRequest) -> torch.Tensor:
     """The query of exactly one of text, image, image_url, embedding_input (empty = absent, as in
     clip back).  -> (D,)"""
     given = [name for name in QUERY_FIELDS if getattr(body, name) not in (None, "", [])]
@@ -42,7 +42,7 @@ async def query_vector(embedder: Engine, store: IndexStore, body: KnnRequest) ->
     return vector  # normalized by the store
 
 
-async def knn(embedder: Engine, store: IndexStore, settings: Settings, body: KnnRequest) -> list[KnnResult]:
+async def knn(embedder: Engine, store: IndexBackend, settings: Settings, body: KnnRequest) -> list[KnnResult]:
     # 1. Check inputs
     check_indice(body.indice_name)
     if body.modality == "text":
@@ -62,7 +62,7 @@ async def knn(embedder: Engine, store: IndexStore, settings: Settings, body: Knn
     ]
 
 
-def metadata(store: IndexStore, body: MetadataRequest) -> list[MetadataEntry]:
+def metadata(store: IndexBackend, body: MetadataRequest) -> list[MetadataEntry]:
     """The metadata of the given ids, in order; ids no longer indexed are left out (`ids` is
     bounded by the schema, like every list: the lookups run on the event loop)."""
     check_indice(body.indice_name)
@@ -71,7 +71,7 @@ def metadata(store: IndexStore, body: MetadataRequest) -> list[MetadataEntry]:
     return [entry for item_id in body.ids if (entry := _entry(store, item_id)) is not None]
 
 
-def _entry(store: IndexStore, item_id: str) -> MetadataEntry | None:
+def _entry(store: IndexBackend, item_id: str) -> MetadataEntry | None:
     try:  # one lookup: a delete between a membership test and a get would make the whole answer a 404
         return MetadataEntry(id=item_id, metadata=store.get(item_id).metadata)
     except NotFound:

@@ -35,6 +35,7 @@ def test_add_describe_get_delete(client, encoder):
     info = client.get("/index").json()
     assert info["size"] == 2 and info["fingerprint"] == encoder.fingerprint
     assert info["index_type"] == "flat" and info["exact"] is True and info["embed_dim"] == encoder.embed_dim
+    assert info["backend"] == "faiss"  # which backend serves
     assert client.get("/index/items/red-1").json() == {
         "id": "red-1",
         "metadata": {"colour": "red", "v": 2},

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,3 +121,44 @@ def test_an_index_that_cannot_be_opened_is_a_message_with_a_command_that_works(f
     rebuilt = CliRunner().invoke(index_app, [*shlex.split(hint), "--device", "cpu"])
     assert rebuilt.exit_code == 0, rebuilt.output
     assert CliRunner().invoke(index_app, ["build", str(folder), *args]).exit_code == 0
+
+
+class Crash(BaseException):
+    """The process dies here (nothing after it runs, no handler catches it)."""
+
+
+@pytest.mark.parametrize("crash", ["before rename 1", "before rename 2", "before rename 3", "after rename 3"])
+def test_a_rebuild_that_crashes_mid_swap_is_completed_or_rolled_back_never_lost(
+    folder, tmp_path, encoder, monkeypatch, crash
+):
+    index_dir = tmp_path / "index"
+    with IndexStore.open(index_dir, fingerprint=encoder.fingerprint, embed_dim=encoder.embed_dim) as store:
+        build_index(store, encoder, read_source(folder), progress=False)
+    ids = {"_.odd.png", "red.png", "sub_dir:blue.jpg"}
+    other = Renamed(encoder, "e" * 64)
+    real_replace, renames = os.replace, []
+
+    def replace(src, dst):  # the swap's renames are those of folders beside the index
+        if Path(src).parent == tmp_path:
+            renames.append(Path(src).name)
+            if crash == f"before rename {len(renames)}":
+                raise Crash
+            real_replace(src, dst)
+            if crash == f"after rename {len(renames)}":
+                raise Crash
+        else:
+            real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(Crash):
+        rebuild_index(index_dir, other, progress=False)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert renames[:3] == [".index.rebuild", "index", ".index.new"][: len(renames)]
+
+    if crash == "before rename 1":  # not committed: the old index stands, the rebuild resumes
+        with IndexStore.open(index_dir, fingerprint=encoder.fingerprint) as store:
+            assert {item.id for item in store.items()} == ids
+        assert rebuild_index(index_dir, other, progress=False).skipped == 3
+    with IndexStore.open(index_dir, fingerprint=other.fingerprint, embed_dim=encoder.embed_dim) as store:
+        assert {item.id for item in store.items()} == ids  # the rebuilt index, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "index"]  # nothing left beside it

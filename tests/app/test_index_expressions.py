@@ -102,3 +102,47 @@ def test_query_items_are_left_out_unless_asked(indexed):
 def test_terms_that_cancel_out_are_refused(indexed):
     response = indexed.post("/search", json={"terms": [{"id": "a"}, {"id": "a", "weight": -1}]})
     assert response.status_code == 422 and "cancel out" in response.json()["detail"]
+
+
+def test_a_vector_term_is_an_embedding_given_as_numbers(indexed, basis):
+    # The client's own embedding of e0 + e1 (any norm), weighed against the stored c.
+    hits = search(indexed, [{"vector": basis(2, 2).tolist()}, {"id": "c", "weight": 0.5}])
+    norm = math.sqrt(1 + 0.5**2)
+    assert hits["a+b"]["contributions"] == pytest.approx([1.0, 0.0], abs=1e-6)
+    assert hits["b+c"]["contributions"] == pytest.approx([0.5, 0.5 / math.sqrt(2)], abs=1e-6)
+    assert sum(hits["b+c"]["contributions"]) == pytest.approx(hits["b+c"]["score"] * norm, abs=1e-5)
+    assert max(hits, key=lambda i: hits[i]["score"]) == "a+b"
+
+
+@pytest.mark.parametrize(
+    ("vector", "words"),
+    [
+        ([1.0, 0.0, 0.0], "terms[0].vector: embedding of size 3; the index holds"),
+        ("zeros", "terms[0].vector: embedding is zero or not finite"),
+        ([], "at least 1 item"),
+        (["1"], "valid number"),
+    ],
+)
+def test_a_vector_term_that_does_not_fit_the_index_is_a_422(indexed, encoder, vector, words):
+    vector = [0.0] * encoder.embed_dim if vector == "zeros" else vector
+    response = indexed.post("/search", json={"terms": [{"vector": vector}]})
+    assert response.status_code == 422 and words in response.json()["detail"], response.text
+
+
+def test_a_term_with_a_vector_and_a_text_is_a_422(indexed, basis):
+    response = indexed.post("/search", json={"terms": [{"vector": basis(1).tolist(), "text": "red"}]})
+    assert response.status_code == 422 and "exactly one of" in response.json()["detail"]
+
+
+def test_min_score_leaves_out_the_hits_below_it(indexed):
+    # q = normalize(e0 + e1): a+b 1, a+2b 3/√10 ≈ 0.95, a and b 1/√2 ≈ 0.71, b+c 0.5, a-b and c 0.
+    hits = search(indexed, [{"id": "a"}, {"id": "b"}], min_score=0.7)
+    assert set(hits) == {"a+b", "a+2b", "a", "b"}
+    assert set(search(indexed, [{"id": "a"}, {"id": "b"}], min_score=0.99)) == {"a+b"}
+    assert len(search(indexed, [{"id": "a"}, {"id": "b"}], min_score=-1)) == 7
+
+
+@pytest.mark.parametrize("min_score", [1.5, -1.01, "0.5"])
+def test_min_score_outside_the_range_of_a_cosine_is_a_422(indexed, min_score):
+    response = indexed.post("/search", json={"terms": [{"id": "a"}], "min_score": min_score})
+    assert response.status_code == 422 and "min_score" in response.json()["detail"], response.text

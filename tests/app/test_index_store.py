@@ -321,3 +321,45 @@ def test_rows_of_deleted_items_are_reclaimed_at_snapshots_so_churn_stays_bounded
         assert store.describe()["deleted_rows"] <= 100  # never more than a snapshot's worth of writes
     assert len(store) == 20 and {hit.id for hit in store.search(unit(rng)[0], k=50)} == set(live)
     store.close()
+
+
+@pytest.mark.parametrize("exact_max", [1000, 50])  # a flat base, and an HNSW base with its graph
+def test_a_later_snapshot_writes_only_what_changed_and_reopens_to_the_same_items(tmp_path, rng, exact_max):
+    vectors = unit(rng, 160)
+    store = open_store(tmp_path, params=AnnParams(exact_max=exact_max))
+    store.put([NewItem(f"x{i}", vectors[i], {"i": i}) for i in range(100)])
+    store.snapshot()  # full: the base (and, for HNSW, the graph)
+    first = json.loads((tmp_path / "manifest.json").read_text())
+    base = {name: (tmp_path / name).read_bytes() for name in first["sha256"]}
+
+    store.put([NewItem(f"x{i}", vectors[i], {"i": i}) for i in range(100, 120)])
+    store.put([NewItem("x7", vectors[120], {"i": 120})])  # replaced: row 7 dies, a new row holds it
+    store.delete("x3", "x101")
+    store.snapshot(full=False)
+    second = json.loads((tmp_path / "manifest.json").read_text())
+    assert (second["vectors"], second["items"], second["ann"]) == (first["vectors"], first["items"], first["ann"])
+    assert all((tmp_path / name).read_bytes() == data for name, data in base.items())  # the base is not rewritten
+    (delta,) = second["deltas"]
+    assert np.load(tmp_path / delta["vectors"]).shape == (21, DIM)  # only the rows added since
+    written = json.loads((tmp_path / delta["items"]).read_text())
+    assert written["ids"][:2] == ["x100", None] and written["ids"][-1] == "x7" and written["dead"] == [3, 7]
+
+    store.put([NewItem(f"x{i}", vectors[i], {"i": i}) for i in range(121, 130)])
+    served = {item.id: (item.metadata, item.vector) for item in store.items()}
+    store.close()  # a second delta
+    assert len(json.loads((tmp_path / "manifest.json").read_text())["deltas"]) == 2
+    with open_store(tmp_path, params=AnnParams(exact_max=exact_max)) as reopened:
+        items = {item.id: (item.metadata, item.vector) for item in reopened.items()}
+        assert items.keys() == served.keys() and "x3" not in items and "x101" not in items
+        assert all(items[i][0] == served[i][0] and np.array_equal(items[i][1], served[i][1]) for i in items)
+        assert reopened.search(vectors[125], 1)[0].id == "x125" and reopened.search(vectors[120], 1)[0].id == "x7"
+        assert reopened.describe()["deleted_rows"] == 3 and reopened.describe()["snapshot_deltas"] == 2
+
+        # Deltas past half the base's rows: the next snapshot merges everything into a new base.
+        reopened.put([NewItem(f"x{i}", vectors[i], {"i": i}) for i in range(130, 160)])
+        reopened.snapshot(full=False)
+        merged = json.loads((tmp_path / "manifest.json").read_text())
+        assert merged["deltas"] == [] and merged["vectors"] != first["vectors"]
+        assert not any((tmp_path / name).exists() for name in first["sha256"])  # what it replaced is gone
+    with open_store(tmp_path, params=AnnParams(exact_max=exact_max)) as again:
+        assert len(again) == len(served) + 30

@@ -99,7 +99,7 @@ def test_the_documented_rules_match_what_is_enforced():
     """Found by fuzzing: the document said less than the validators enforce."""
     schemas = SPEC["components"]["schemas"]
     assert {"required": ["b64"], "properties": {"b64": {"not": {"type": "null"}}}} in schemas["ImageInput"]["oneOf"]
-    assert len(schemas["SearchTerm"]["oneOf"]) == 4
+    assert len(schemas["SearchTerm"]["oneOf"]) == 5  # text, image, id, difference, vector
     assert schemas["EmbedRequest"]["anyOf"]
     assert schemas["GenerateRequest"]["properties"]["width"]["multipleOf"] == 8
     item_id = SPEC["paths"]["/index/items/{item_id}"]["get"]["parameters"][0]["schema"]

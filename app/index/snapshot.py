@@ -1,0 +1,297 @@
+"""The snapshot format of a FAISS index folder: the manifest and the data files it commits.
+
+    manifest.json        the commit point (written atomically): a `Manifest`, naming every data
+                         file below with its sha256
+    vectors-<S>.npy      the rows of one segment, taken at sequence number S    (R, D) float32
+    items-<S>.json       ids (null = tombstone), metadata and source of each of those rows; the
+                         rows that break the metadata rules they were checked under; and, in a
+                         delta, `dead`: the rows of earlier segments deleted or replaced since
+    ann-<S>.faiss        the HNSW graph over the base segment's rows (absent for exact indexes,
+                         whose flat index is rebuilt on load)
+
+A snapshot is a base segment plus up to `MAX_DELTAS` delta segments, each appended by a later
+snapshot that wrote only what changed since the one before (see `IndexStore.snapshot`); rows are
+numbered across the segments in order. A file is never rewritten under a committed name: a
+snapshot retaken at the same S names its files `<kind>-<S>.<n>.<ext>` (`fresh_name`).
+
+Format 1 (a base only) is read as such; format 2 adds `deltas`. A server that reads only
+format 1 refuses a format-2 folder with a message rather than losing its deltas.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import faiss
+import numpy as np
+
+from app.errors import NotReady
+from app.index.backend import IndexCorrupt
+from app.index.metadata import METADATA_RULES, metadata_problem
+from models.atomic import fsync_dir, write_atomic
+from models.fingerprint import file_sha256
+
+if TYPE_CHECKING:
+    from app.index.rows import RowTable
+
+FORMAT = 2
+READS = (1, 2)
+MANIFEST = "manifest.json"
+DATA_FILE = re.compile(r"(vectors|items|ann)-\d{12}(\.\d+)?\.\w+|wal-\d{12}\.log")
+
+
+@dataclass(frozen=True)
+class Segment:
+    vectors: str  # file names in the folder
+    items: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    fingerprint: str
+    embed_dim: int
+    seq: int = 0  # log records up to this one are in the snapshot
+    base: Segment | None = None  # None: an empty index, never snapshotted
+    ann: str | None = None  # the HNSW graph over the base's rows
+    deltas: tuple[Segment, ...] = ()
+    sha256: Mapping[str, str] = field(default_factory=dict)  # file name -> digest
+    index_type: str = "flat"
+    size: int = 0  # live items
+    written_at: float = 0.0
+    format: int = FORMAT
+
+    @property
+    def segments(self) -> tuple[Segment, ...]:
+        return ((self.base,) if self.base else ()) + self.deltas
+
+    @property
+    def files(self) -> list[str]:
+        names = [name for segment in self.segments for name in (segment.vectors, segment.items)]
+        return names + ([self.ann] if self.ann else [])
+
+    def to_json(self) -> bytes:
+        body: dict[str, Any] = {"format": self.format, "fingerprint": self.fingerprint, "embed_dim": self.embed_dim}
+        body["seq"] = self.seq
+        if self.base is not None:  # the base under format 1's names
+            body |= {"vectors": self.base.vectors, "items": self.base.items, "ann": self.ann}
+        body["deltas"] = [{"vectors": s.vectors, "items": s.items} for s in self.deltas]
+        body |= {"sha256": dict(self.sha256), "index_type": self.index_type, "size": self.size}
+        body["written_at"] = self.written_at
+        return json.dumps(body, indent=1).encode()
+
+    @classmethod
+    def from_json(cls, body: Any) -> Manifest:
+        """The manifest of a parsed manifest.json (`ValueError` saying what is malformed)."""
+        if not isinstance(body, dict):
+            raise ValueError(f"a JSON {type(body).__name__}, not an object")
+        for key, kind in (("fingerprint", str), ("embed_dim", int), ("seq", int)):
+            if not isinstance(body.get(key), kind):
+                raise ValueError(f"{key!r} is missing or malformed")
+        base = Segment(_name(body, "vectors"), _name(body, "items")) if body.get("vectors") else None
+        deltas = tuple(Segment(_name(d, "vectors"), _name(d, "items")) for d in _list(body, "deltas"))
+        sha256 = body.get("sha256")
+        sha256 = {} if sha256 is None else sha256  # absent in snapshots written before checksums
+        if not isinstance(sha256, dict) or not all(isinstance(d, str) for d in sha256.values()):
+            raise ValueError("'sha256' is malformed")
+        if deltas and base is None:
+            raise ValueError("'deltas' without a base segment")
+        return cls(
+            body["fingerprint"],
+            body["embed_dim"],
+            body["seq"],
+            base,
+            _name(body, "ann") if body.get("ann") else None,
+            deltas,
+            sha256,
+            str(body.get("index_type", "flat")),
+            int(body.get("size", 0)),
+            float(body.get("written_at", 0.0)),
+            body["format"],
+        )
+
+
+def _name(body: Mapping[str, Any], key: str) -> str:
+    """A data file name of the manifest: only names this format writes (never a path elsewhere)."""
+    name = body.get(key) if isinstance(body, Mapping) else None
+    if not isinstance(name, str) or not DATA_FILE.fullmatch(name) or name.startswith("wal-"):
+        raise ValueError(f"{key!r} is not a data file name ({name!r})")
+    return name
+
+
+def _list(body: Mapping[str, Any], key: str) -> list[Any]:
+    value = body.get(key, [])
+    if not isinstance(value, list):
+        raise ValueError(f"{key!r} is not a list")
+    return value
+
+
+@dataclass
+class SegmentRows:
+    """The rows of one segment, as written and as read."""
+
+    vectors: np.ndarray | None  # (R, D); None when read without them (a graph holds them)
+    ids: list[str | None]
+    metadata: list[Any]
+    sources: list[str | None]
+    withheld: dict[int, str] | None  # rows (0-based here) that break the rules; None: unknown, check each
+    dead: list[int] = field(default_factory=list)  # rows of earlier segments tombstoned since
+
+
+def corrupt(path: Path, problem: str) -> IndexCorrupt:
+    return IndexCorrupt(
+        f"index file {path} {problem}. Restore the index folder {path.parent} from a backup, "
+        "or move it aside and index the images again (`pcclip index build`)"
+    )
+
+
+def read_manifest(directory: Path) -> Manifest | None:
+    """The committed manifest; None for a folder with no index (`IndexCorrupt` when data files
+    lie there without one: opening would start an empty index and delete them)."""
+    path = directory / MANIFEST
+    if not path.exists():
+        leftovers = sorted(p.name for p in directory.iterdir() if DATA_FILE.fullmatch(p.name))
+        if leftovers:
+            raise corrupt(path, f"is missing, but the folder holds index data ({', '.join(leftovers[:3])})")
+        return None
+    try:
+        body = json.loads(path.read_text())
+        if isinstance(body, dict) and body.get("format") not in READS:
+            raise NotReady(f"index {directory} has format {body.get('format')!r}; this server reads formats {READS}")
+        return Manifest.from_json(body)
+    except (ValueError, UnicodeDecodeError, TypeError) as error:
+        raise corrupt(path, f"cannot be read ({error})") from None
+
+
+def write_manifest(directory: Path, manifest: Manifest) -> None:
+    """Replace the committed manifest in one rename (the caller fsyncs the folder)."""
+    write_atomic(directory / MANIFEST, manifest.to_json(), sync_dir=False)
+
+
+def verify(directory: Path, manifest: Manifest) -> None:
+    """Each data file of `manifest` is there and hashes to its recorded sha256 (`IndexCorrupt`)."""
+    for name in manifest.files:
+        path = directory / name
+        if not path.is_file():
+            raise corrupt(path, "is missing")
+        if name in manifest.sha256 and file_sha256(path) != manifest.sha256[name]:
+            raise corrupt(path, f"does not match the sha256 recorded in {MANIFEST}")
+
+
+def fresh_name(kind: str, seq: int, extension: str, taken: Sequence[str]) -> str:
+    """`<kind>-<seq>.<extension>`, or `<kind>-<seq>.<n>.<extension>` when `taken` holds it."""
+    name, n = f"{kind}-{seq:012d}.{extension}", 0
+    while name in taken:
+        n += 1
+        name = f"{kind}-{seq:012d}.{n}.{extension}"
+    return name
+
+
+def write_segment(directory: Path, rows: SegmentRows, seq: int, taken: Sequence[str]) -> tuple[Segment, dict[str, str]]:
+    """Write a segment's two files (temp, fsync, rename; not the folder); the segment and the
+    files' sha256. `taken`: names never to reuse (the committed snapshot's)."""
+    vectors = fresh_name("vectors", seq, "npy", taken)
+    items = fresh_name("items", seq, "json", taken)
+    body = {
+        "ids": rows.ids,
+        "metadata": rows.metadata,
+        "sources": rows.sources,
+        "metadata_rules": METADATA_RULES,  # every row was checked under them; these rows break them:
+        "withheld": sorted(rows.withheld or {}),
+        "dead": rows.dead,
+    }
+    write_atomic(directory / vectors, lambda tmp: _save_npy(tmp, rows.vectors), sync_dir=False)
+    write_atomic(directory / items, json.dumps(body, ensure_ascii=False).encode(), sync_dir=False)
+    return Segment(vectors, items), {name: file_sha256(directory / name) for name in (vectors, items)}
+
+
+def write_graph(directory: Path, index: faiss.Index, seq: int, taken: Sequence[str]) -> tuple[str, str]:
+    """Write an HNSW graph file; its name and sha256."""
+    name = fresh_name("ann", seq, "faiss", taken)
+    write_atomic(directory / name, lambda tmp: faiss.write_index(index, str(tmp)), sync_dir=False)
+    return name, file_sha256(directory / name)
+
+
+def write_snapshot(directory: Path, table: RowTable, committed: Manifest, seq: int, *, since: int | None) -> Manifest:
+    """Write `table` as the snapshot at `seq` and commit it (the manifest replaced; the folder
+    fsynced before, not after). `since` None: every row as a new base segment (and the HNSW
+    graph); else the rows from `since` on, and the rows below it tombstoned since
+    (`table.killed`), as one more delta over `committed`. On any failure the files written so
+    far are removed (never the committed snapshot's: `fresh_name`) and `committed` stands."""
+    taken, written = committed.files, []
+    try:
+        if since is None:
+            rows = SegmentRows(table.vectors, table.ids, table.metadata, table.sources, table.problems)
+            base, digests = write_segment(directory, rows, seq, taken)
+            written += [base.vectors, base.items]
+            segments: dict[str, Any] = {"base": base, "ann": None, "deltas": (), "sha256": digests}
+            if table.kind == "hnsw":
+                graph, digest = write_graph(directory, table.index, seq, taken)
+                written.append(graph)
+                segments["ann"], digests[graph] = graph, digest
+        else:
+            withheld = {row - since: problem for row, problem in table.problems.items() if row >= since}
+            dead = sorted(row for row in table.killed if row < since)
+            rows = SegmentRows(
+                table.vectors[since:], table.ids[since:], table.metadata[since:], table.sources[since:], withheld, dead
+            )
+            delta, digests = write_segment(directory, rows, seq, taken)
+            written += [delta.vectors, delta.items]
+            segments = {"deltas": (*committed.deltas, delta), "sha256": {**committed.sha256, **digests}}
+        manifest = dataclasses.replace(
+            committed,
+            **segments,
+            seq=seq,
+            index_type=table.kind,
+            size=len(table),
+            written_at=time.time(),
+            format=FORMAT,
+        )
+        fsync_dir(directory)
+        write_manifest(directory, manifest)
+    except BaseException:
+        for name in written:
+            (directory / name).unlink(missing_ok=True)
+        raise
+    return manifest
+
+
+def read_segment(directory: Path, segment: Segment, dim: int, *, vectors: bool = True) -> SegmentRows:
+    """A segment's rows (`IndexCorrupt` naming the file that cannot be read). `vectors=False`
+    checks the vector file's shape without reading it (a graph holds the vectors)."""
+    path = directory / segment.vectors
+    try:
+        array = np.load(path, allow_pickle=False, mmap_mode=None if vectors else "r")  # (R, D)
+        path = directory / segment.items
+        body = json.loads(path.read_text())
+        ids, metadata, sources = body["ids"], body["metadata"], body["sources"]
+        dead = [int(row) for row in body.get("dead", [])]
+        if array.shape != (len(ids), dim) or not len(ids) == len(metadata) == len(sources):
+            raise ValueError(f"vectors of shape {array.shape} for {len(ids)} items")
+        withheld = None  # rows of a segment written under these rules were checked then: only these break them
+        if body.get("metadata_rules") == METADATA_RULES:
+            withheld = {row: problem for row in body["withheld"] if (problem := metadata_problem(metadata[row]))}
+        return SegmentRows(
+            np.asarray(array, dtype=np.float32) if vectors else None, ids, metadata, sources, withheld, dead
+        )
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as error:
+        raise corrupt(path, f"cannot be read ({type(error).__name__}: {error})") from None
+
+
+def read_graph(directory: Path, name: str) -> faiss.Index:
+    path = directory / name
+    try:
+        return faiss.read_index(str(path))
+    except RuntimeError as error:
+        raise corrupt(path, f"cannot be read ({error})") from None
+
+
+def _save_npy(path: Path, array: np.ndarray | None) -> None:
+    with open(path, "wb") as f:
+        np.save(f, np.ascontiguousarray(array, dtype=np.float32))
