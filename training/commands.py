@@ -10,9 +10,9 @@ import typer
 
 from training import base_model
 from training import finetune as finetuning
-from training.probes import base_model_probes
+from training.evaluation.probes import base_model_probes
+from training.evaluation.zero_shot import evaluate_probes
 from training.run_state import ResumeError
-from training.zero_shot import evaluate_probes
 
 DEFAULTS = base_model.BaseTrainConfig()
 FINETUNE = finetuning.FinetuneConfig(pairs="")

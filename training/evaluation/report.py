@@ -13,9 +13,9 @@ from models import create_model
 from training.evaluation.comparative import evaluate_comparative, fashion_comparative
 from training.evaluation.difference import TASKS, Task, evaluate_differences
 from training.evaluation.geometry_check import geometry_distance
+from training.evaluation.probes import base_model_probes
 from training.evaluation.retrieval import retrieval_recall
-from training.probes import base_model_probes
-from training.zero_shot import Probe, evaluate_probes
+from training.evaluation.zero_shot import Probe, evaluate_probes
 
 
 def evaluate(

@@ -27,7 +27,7 @@ from training.evaluation.paper.datasets import LabeledImages
 from training.evaluation.paper.embeddings import Embedder
 from training.evaluation.paper.texts import DifferenceTexts
 from training.evaluation.retrieval import KS
-from training.zero_shot import DEFAULT_TEMPLATE
+from training.evaluation.zero_shot import DEFAULT_TEMPLATE
 
 ALPHA = 0.8
 CONFUSIONS = 3
