@@ -9,10 +9,11 @@ import torch
 from open_clip.transform import image_transform
 from safetensors.torch import load_file
 
+from common.files import file_sha256
 from models import tiny
 from models.checkpoint import apply_checkpoint, load_checkpoint
 from models.encoder import Encoder, resolve_device, resolve_precision
-from models.fingerprint import combine, file_sha256
+from models.fingerprint import combine
 from models.spec import ModelSpec, SpecError, parse_spec
 from models.towers import text_block_names
 

@@ -19,8 +19,8 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from common.files import file_sha256
 from models.encoder import Encoder
-from models.fingerprint import file_sha256
 from training.sources.base import open_rgb
 
 EMBEDDINGS_FILE = "embeddings.safetensors"

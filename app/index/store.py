@@ -58,8 +58,7 @@ from app.index import ann
 from app.index.metadata import METADATA_RULES, check_metadata, metadata_problem
 from app.index.rwlock import RWLock
 from app.index.wal import CorruptLog, Record, WriteAheadLog, read_records
-from models.atomic import fsync_dir, remove_temp_files, write_atomic
-from models.fingerprint import file_sha256
+from common.files import file_sha256, fsync_dir, remove_temp_files, write_atomic
 
 log = logging.getLogger(__name__)
 

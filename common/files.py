@@ -1,16 +1,30 @@
-"""Durable file replacement: a reader sees the old file or the whole new one, never a mix.
+"""File helpers every package may use: durable replacement and content hashes.
 
 `write_atomic` writes a temp file beside the target, fsyncs it, renames it over the target and
-fsyncs the folder (so the rename itself survives power loss). A failed write (e.g. disk full)
-removes its temp file, leaves the target untouched and re-raises.
+fsyncs the folder (so the rename itself survives power loss): a reader sees the old file or the
+whole new one, never a mix. A failed write (e.g. disk full) removes its temp file, leaves the
+target untouched and re-raises. `file_sha256` is the content hash that checkpoints, the shipped
+weights, embedding caches and the index record for the files they verify.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+
+_CHUNK = 1 << 20
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def fsync_dir(path: Path) -> None:
