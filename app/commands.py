@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -81,7 +81,7 @@ def parse_assignments(assignments: list[str]) -> dict[str, str]:
 
 def build_settings(**flags: object) -> Settings:
     """Environment settings with the given (non-None) flags on top; a bad value exits with a message."""
-    overrides = {name: value for name, value in flags.items() if value is not None}
+    overrides: dict[str, Any] = {name: value for name, value in flags.items() if value is not None}  # pydantic checks
     try:
         settings = Settings(**overrides)
         parse_spec(settings.model)  # fail now, not minutes later in the loader thread

@@ -76,7 +76,7 @@ class EmbeddingCache:
 
     def _save(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        hashes = sorted(self._rows, key=self._rows.get)
+        hashes = sorted(self._rows, key=self._rows.__getitem__)
         embeddings_tmp = self.folder / f".{EMBEDDINGS_FILE}.tmp"
         hashes_tmp = self.folder / f".{HASHES_FILE}.tmp"
         save_file({"embeddings": self._embeddings.contiguous()}, str(embeddings_tmp))

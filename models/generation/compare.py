@@ -57,19 +57,23 @@ def run_comparison(
     count: int,
     target: str | None = None,
     judge: Encoder | None = None,
-    on_step: Callable[[], None] | None = None,
+    on_step: Callable[[], object] | None = None,
 ) -> Comparison:
     """`count` images per arm with seeds `request.seed` … `request.seed + count − 1` (the same in
     every arm), and with a `target` each arm's CLIP score by `judge`. `on_step` runs after every
     denoising step (arms × count × steps in all)."""
     if target is not None and judge is None:
         raise ValueError("a target needs a judge: the Encoder that scores the images against it")
+
+    def step(done: int, total: int) -> None:
+        if on_step is not None:
+            on_step()
+
     # 1. Generate, arm by arm, seed by seed
     images = []
     for arm, bridge in arms.items():
         for index in range(count):
-            seeded = replace(request, seed=request.seed + index)
-            result = bridge.generate(seeded, on_step=(lambda done, total: on_step()) if on_step else None)
+            result = bridge.generate(replace(request, seed=request.seed + index), on_step=step)
             images.append(ArmImage(arm, result))
 
     # 2. Score every arm with the same judge against the same target

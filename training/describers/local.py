@@ -149,7 +149,9 @@ class LocalDescriber:
         tokenizer.padding_side = "left"  # generation continues from the right end of every row
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(folder, **options).to(self.device).eval()
+        model = AutoModelForCausalLM.from_pretrained(folder, **options)
+        # transformers declares PreTrainedModel.to with @wraps(Module.to): mypy sees the unbound signature
+        model = model.to(self.device).eval()  # type: ignore[arg-type]
         self._tokenizer, self._model = tokenizer, model
 
     def _generate(self, pairs: Sequence[PairInput]) -> list[str | None]:
