@@ -4,18 +4,27 @@
 fsyncs the folder (so the rename itself survives power loss): a reader sees the old file or the
 whole new one, never a mix. A failed write (e.g. disk full) removes its temp file, leaves the
 target untouched and re-raises. `file_sha256` is the content hash that checkpoints, the shipped
-weights, embedding caches and the index record for the files they verify.
+weights, embedding caches and the index record for the files they verify; a file that carries its
+own checksum instead ends in a footer (`write_checksummed`, `read_checksummed`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import struct
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 _CHUNK = 1 << 20
+# A checksummed file is its body, then this footer: the body's sha256, its length, a magic.
+CHECKSUM_FOOTER = struct.Struct("<32sQ8s")
+
+
+class ChecksumError(ValueError):
+    """A checksummed file whose body does not match its footer."""
 
 
 def file_sha256(path: Path) -> str:
@@ -25,6 +34,31 @@ def file_sha256(path: Path) -> str:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def write_checksummed(path: Path, write_body: Callable[[BinaryIO], None], magic: bytes) -> None:
+    """Write the body (`write_body` writes it to the open file), then its footer; `magic` (8 bytes)
+    names the format."""
+    with open(path, "w+b") as f:
+        write_body(f)
+        size = f.tell()
+        f.seek(0)
+        digest = hashlib.file_digest(f, "sha256").digest()
+        f.seek(size)
+        f.write(CHECKSUM_FOOTER.pack(digest, size, magic))
+
+
+def read_checksummed(data: bytes, magic: bytes) -> tuple[bytes, bool]:
+    """(body, True) for `data` ending in a `magic` footer that matches it; (data, False) for data
+    with no such footer (e.g. written before the format had one). Raises `ChecksumError` when the
+    footer is there but the body's length or sha256 differs."""
+    digest, size, found = CHECKSUM_FOOTER.unpack(data[-CHECKSUM_FOOTER.size :].rjust(CHECKSUM_FOOTER.size, b"\0"))
+    if found != magic:
+        return data, False
+    body = memoryview(data)[:size]
+    if size != len(data) - CHECKSUM_FOOTER.size or hashlib.sha256(body).digest() != digest:
+        raise ChecksumError("its checksum does not match")
+    return bytes(body), True
 
 
 def fsync_dir(path: Path) -> None:
