@@ -133,10 +133,9 @@ def generate(
         raise typer.BadParameter(
             "no SDXL weights: give --sdxl-model or set PCCLIP_SDXL_MODEL", param_hint="--sdxl-model"
         )
-    edits = tuple(_parse_edit(text) for text in edit or [])
     request = GenerationRequest(
-        prompt=prompt, edits=edits, negative_prompt=negative_prompt, steps=steps, guidance=guidance,
-        width=width, height=height, seed=seed,
+        prompt=prompt, edits=tuple(_parse_edit(text) for text in edit or []), negative_prompt=negative_prompt,
+        steps=steps, guidance=guidance, width=width, height=height, seed=seed,
     )
 
     # 2. Load the PC-CLIP model and SDXL; the model takes the text_encoder slot when it fits
@@ -151,14 +150,8 @@ def generate(
         comparison = run_comparison(
             arms, request, count=count, target=target, judge=scorer if target else None, on_step=lambda: bar.update(1)
         )
-    header = {
-        "prompt": prompt,
-        "edits": [{"text": e.text, "weight": e.weight} for e in edits],
-        "model": settings.model,
-        "judge": scorer.spec if target else None,
-        "sdxl_model": settings.sdxl_model,
-    }
-    write_comparison(comparison, out, header)
+    models = {"model": settings.model, "judge": scorer.spec if target else None, "sdxl_model": settings.sdxl_model}
+    write_comparison(comparison, out, models)
     typer.echo(f"{len(comparison.images)} images in {out}" + "".join(f"; {s}" for s in comparison.score_parts()))
 
 

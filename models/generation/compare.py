@@ -30,6 +30,7 @@ class ArmImage:
 
 @dataclass(frozen=True)
 class Comparison:
+    request: GenerationRequest  # what every arm ran (the first seed)
     images: list[ArmImage]  # arm by arm, seed by seed
     target: str | None
     scores: dict[str, ScoreSummary]  # arm → CLIP score against `target`; empty without one
@@ -81,12 +82,13 @@ def run_comparison(
     if target is not None and judge is not None:
         by_arm = {arm: [i.result.image for i in images if i.arm == arm] for arm in arms}
         scores = compare_arms(judge, by_arm, target)
-    return Comparison(images=images, target=target, scores=scores)
+    return Comparison(request=request, images=images, target=target, scores=scores)
 
 
 def write_comparison(comparison: Comparison, out: Path, header: Mapping[str, Any]) -> Path:
-    """Each image as `ARM-seedN.png` and `generate.json`: `header` (what was asked), one record
-    per image (its conditioning report and CLIP score) and each arm's score summary."""
+    """Each image as `ARM-seedN.png` and `generate.json`: the prompt and edits, `header` (e.g. the
+    models used), one record per image (its conditioning report and CLIP score) and each arm's
+    score summary."""
     out.mkdir(parents=True, exist_ok=True)
     per_image = {arm: iter(summary.scores) for arm, summary in comparison.scores.items()}
     records = []
@@ -101,7 +103,15 @@ def write_comparison(comparison: Comparison, out: Path, header: Mapping[str, Any
     scores = {
         arm: {"mean": s.mean, "sem": s.sem if s.n > 1 else None, "n": s.n} for arm, s in comparison.scores.items()
     }
-    report = {**header, "target": comparison.target, "images": records, "scores": scores}
+    request = comparison.request
+    report = {
+        "prompt": request.prompt,
+        "edits": [{"text": edit.text, "weight": edit.weight} for edit in request.edits],
+        **header,
+        "target": comparison.target,
+        "images": records,
+        "scores": scores,
+    }
     path = out / REPORT_FILE
     path.write_text(json.dumps(report, indent=2))
     return path
