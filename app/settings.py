@@ -171,7 +171,8 @@ class Settings(BaseSettings):
         None,
         ge=1,
         description="HNSW search beam width of an approximate index (higher: better recall, slower); "
-        "unset = chosen by size (64 at 50k items, 90 at 100k, 286 at 1M). See bench/search.py.",
+        "unset = chosen by size, 128 · √(items / PCCLIP_INDEX_EXACT_MAX) within 128–512 (with the default "
+        "exact_max: 128 at 200k items, 256 at 800k, 286 at 1M). See bench/search.py.",
     )
     index_snapshot_every: int = Field(
         10_000,

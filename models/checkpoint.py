@@ -19,8 +19,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from models.atomic import fsync_dir, write_atomic
-from models.fingerprint import file_sha256
+from common.files import file_sha256, fsync_dir, write_atomic
 
 FORMAT = "pcclip-checkpoint"
 VERSION = 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import torch
 from PIL import Image
@@ -12,6 +12,12 @@ from PIL import Image
 from models.geometry import normalize
 from models.images import to_rgb
 from models.trimmed_text import encode_text_trimmed
+
+if TYPE_CHECKING:
+    from open_clip.model import CLIP, CustomTextCLIP
+
+    # open_clip ships no types (mypy reads its classes as Any); the alias still says what is meant.
+    ClipModel: TypeAlias = CLIP | CustomTextCLIP
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -46,7 +52,7 @@ class Encoder:
     its own tokenizer. Not thread-safe: serve it from one worker thread.
     """
 
-    model: torch.nn.Module
+    model: ClipModel
     preprocess: Callable[[Image.Image], torch.Tensor]
     tokenizer: Callable[[Sequence[str]], torch.Tensor]
     spec: str
@@ -129,6 +135,6 @@ def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
         yield items[start:start + size]
 
 
-def _has_matrix(model: torch.nn.Module, name: str) -> bool:
+def _has_matrix(model: ClipModel, name: str) -> bool:
     value = getattr(model, name, None)
     return isinstance(value, torch.Tensor) and value.ndim == 2

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from open_clip.transform import image_transform
 from safetensors.torch import load_file
 
+from common.files import file_sha256
 from models import tiny
 from models.checkpoint import apply_checkpoint, load_checkpoint
 from models.encoder import Encoder, resolve_device, resolve_precision
-from models.fingerprint import combine, file_sha256
-from models.spec import ModelSpec, SpecError, parse_spec
+from models.fingerprint import combine
+from models.spec import VALID_FORMS, ModelSpec, SpecError, parse_spec
 from models.towers import text_block_names
 
 log = logging.getLogger(__name__)
@@ -28,8 +30,7 @@ def create_model(spec: str | ModelSpec, *, device: str | torch.device = "auto", 
     dtype = resolve_precision(target, precision)
     encoder = _build_on_cpu(parsed)
     encoder.model.to(device=target, dtype=dtype).eval()
-    encoder.device, encoder.dtype = target, dtype
-    return encoder
+    return replace(encoder, device=target, dtype=dtype)
 
 
 def _build_on_cpu(spec: ModelSpec) -> Encoder:
@@ -37,6 +38,8 @@ def _build_on_cpu(spec: ModelSpec) -> Encoder:
         return _build_tiny() if spec.name == "tiny" else _build_tiny_base()
     if spec.kind == "openclip":
         return _build_openclip(spec)
+    if spec.path is None:
+        raise SpecError(f"a checkpoint spec needs the path of its folder; expected one of: {VALID_FORMS}")
     return _build_checkpoint(spec.path)
 
 
@@ -54,9 +57,8 @@ def _build_tiny_base() -> Encoder:
     model.load_state_dict(state, strict=False)
     text_weights = tiny.minilm_dir() / "model.safetensors"
     fingerprint = combine("tiny-base", weights_sha256, file_sha256(text_weights))
-    encoder = tiny_encoder(model, config, spec="tiny-base", fingerprint=fingerprint)
-    encoder.image_fingerprint = combine("tiny-base image tower", weights_sha256)
-    return encoder
+    image_fingerprint = combine("tiny-base image tower", weights_sha256)
+    return tiny_encoder(model, config, spec="tiny-base", fingerprint=fingerprint, image_fingerprint=image_fingerprint)
 
 
 def _verified_base(folder: Path, weights: Path) -> tuple[dict, str]:
@@ -86,12 +88,10 @@ def _build_tiny() -> Encoder:
     """`tiny` is a PC-CLIP checkpoint of `tiny-base`, shipped in `models/weights/tiny/`."""
     if not (tiny.TINY_DIR / "metadata.json").is_file():
         raise SpecError(f"tiny weights are missing ({tiny.TINY_DIR}); use tiny-base, or reinstall pcclip")
-    encoder = _build_checkpoint(tiny.TINY_DIR)
-    encoder.spec = "tiny"
-    return encoder
+    return _build_checkpoint(tiny.TINY_DIR, spec="tiny")
 
 
-def tiny_encoder(model, config: dict, *, spec: str, fingerprint: str) -> Encoder:
+def tiny_encoder(model, config: dict, *, spec: str, fingerprint: str, image_fingerprint: str = "") -> Encoder:
     """Wrap a tiny CLIP with its transform and tokenizer (also used by `train-base`)."""
     from open_clip.tokenizer import HFTokenizer
 
@@ -101,7 +101,7 @@ def tiny_encoder(model, config: dict, *, spec: str, fingerprint: str) -> Encoder
     tokenizer = HFTokenizer(text_cfg["hf_tokenizer_name"], context_length=text_cfg["context_length"])
     return Encoder(
         model=model, preprocess=preprocess, tokenizer=tokenizer, spec=spec, fingerprint=fingerprint,
-        device=torch.device("cpu"), dtype=torch.float32, base=spec,
+        device=torch.device("cpu"), dtype=torch.float32, base=spec, image_fingerprint=image_fingerprint,
     )
 
 
@@ -109,11 +109,12 @@ def _build_openclip(spec: ModelSpec) -> Encoder:
     import open_clip
 
     random = spec.pretrained == "random"
-    if random:
-        torch.manual_seed(RANDOM_SEED)
-    model, _, preprocess = open_clip.create_model_and_transforms(
-        spec.arch, pretrained=None if random else spec.pretrained, pretrained_text=False
-    )
+    with torch.random.fork_rng(devices=[]):  # built on the CPU; the caller's RNG stream stays as it was
+        if random:
+            torch.manual_seed(RANDOM_SEED)
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            spec.arch, pretrained=None if random else spec.pretrained, pretrained_text=False
+        )
     tokenizer = open_clip.get_tokenizer(spec.arch)
     notes = ["random weights: answers are meaningless; for benchmarks only"] if random else []
     return Encoder(
@@ -122,15 +123,18 @@ def _build_openclip(spec: ModelSpec) -> Encoder:
     )
 
 
-def _build_checkpoint(folder: Path) -> Encoder:
+def _build_checkpoint(folder: Path, *, spec: str | None = None) -> Encoder:
+    """The checkpoint's base with its trained parameters applied, named `spec` (default: the folder)."""
     checkpoint = load_checkpoint(folder)
-    encoder = _build_on_cpu(parse_spec(checkpoint.base))
-    apply_checkpoint(encoder.model, checkpoint, base_fingerprint=encoder.fingerprint)
-    text_only = set(checkpoint.tensors) <= set(text_block_names(encoder.model))
-    base_image_identity = encoder.image_identity
-    encoder.fingerprint = combine(encoder.fingerprint, checkpoint.sha256)
-    # PC-CLIP trains the text tower only: the image tower, and so its embeddings, stay the base's
-    encoder.image_fingerprint = base_image_identity if text_only else encoder.fingerprint
-    encoder.spec = str(Path(folder))
-    encoder.base = checkpoint.base
-    return encoder
+    base = _build_on_cpu(parse_spec(checkpoint.base))
+    apply_checkpoint(base.model, checkpoint, base_fingerprint=base.fingerprint)
+    text_only = set(checkpoint.tensors) <= set(text_block_names(base.model))
+    fingerprint = combine(base.fingerprint, checkpoint.sha256)
+    return replace(
+        base,
+        spec=spec or str(Path(folder)),
+        fingerprint=fingerprint,
+        # PC-CLIP trains the text tower only: the image tower, and so its embeddings, stay the base's
+        image_fingerprint=base.image_identity if text_only else fingerprint,
+        base=checkpoint.base,
+    )

@@ -19,8 +19,7 @@ import torch
 from open_clip.model import CustomTextCLIP
 from safetensors.torch import save_file
 
-from models.atomic import fsync_dir, write_atomic
-from models.fingerprint import file_sha256
+from common.files import file_sha256, fsync_dir, write_atomic
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 TINY_BASE_DIR = WEIGHTS_DIR / "tiny-base"

@@ -17,11 +17,15 @@ pooling) is encoded at full length.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from open_clip.hf_model import ClsLastHiddenStatePooler, ClsPooler, HFTextEncoder, MeanPooler
 from open_clip.model import CLIP, CustomTextCLIP
 from open_clip.transformer import TextTransformer, text_global_pool
+
+if TYPE_CHECKING:
+    from models.encoder import ClipModel
 
 _EXACT_HF_POOLERS = (MeanPooler, ClsPooler, ClsLastHiddenStatePooler)
 _CAUSAL_POOLS = ("argmax", "eos")
@@ -32,12 +36,12 @@ class CausalTower:
     """The parts of a causal text transformer, which open_clip keeps on `CLIP` itself (its text
     tower flattened into the model) or on a `TextTransformer` (`CustomTextCLIP.text`)."""
 
-    module: torch.nn.Module  # has token_embedding, positional_embedding, transformer, ln_final, text_projection
+    module: CLIP | TextTransformer  # has token_embedding, positional_embedding, transformer, ln_final, text_projection
     pool_type: str
     eos_id: int | None
 
 
-def encode_text_trimmed(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+def encode_text_trimmed(model: ClipModel, tokens: torch.Tensor) -> torch.Tensor:
     """`model.encode_text(tokens)`, computed on the tokens trimmed to the batch's longest text.
     tokens: (N, context_length) long -> (N, D)"""
     tower = causal_tower(model)
@@ -50,7 +54,7 @@ def encode_text_trimmed(model: torch.nn.Module, tokens: torch.Tensor) -> torch.T
     return model.encode_text(tokens)
 
 
-def causal_tower(model: torch.nn.Module) -> CausalTower | None:
+def causal_tower(model: ClipModel) -> CausalTower | None:
     """The model's text tower when it is causal and pools a token trimming keeps; else None."""
     if isinstance(model, CLIP):
         tower = CausalTower(model, model.text_pool_type, getattr(model, "text_eos_id", None))
@@ -62,15 +66,19 @@ def causal_tower(model: torch.nn.Module) -> CausalTower | None:
     else:
         return None
     causal = getattr(tower.module, "attn_mask", None) is not None
-    return tower if causal and tower.pool_type in _CAUSAL_POOLS else None
+    known_end = tower.pool_type == "argmax" or tower.eos_id is not None  # "eos" pooling needs the id
+    return tower if causal and tower.pool_type in _CAUSAL_POOLS and known_end else None
 
 
 def _causal_length(tower: CausalTower, tokens: torch.Tensor) -> int:
     """One past the last position any row pools from: the positions that can change the output."""
     if tokens.shape[0] == 0:
         return tokens.shape[1]
-    eot = tokens if tower.pool_type == "argmax" else (tokens == tower.eos_id).int()
-    pooled = eot.argmax(dim=-1)  # the position text_global_pool takes, per row
+    if tower.pool_type == "argmax":
+        pooled = tokens.argmax(dim=-1)  # the position text_global_pool takes, per row
+    else:
+        assert tower.eos_id is not None  # causal_tower keeps an "eos" tower only with its eos id
+        pooled = tokens.eq(tower.eos_id).int().argmax(dim=-1)
     return int(pooled.max()) + 1
 
 
@@ -87,7 +95,7 @@ def _encode_causal(tower: CausalTower, tokens: torch.Tensor) -> torch.Tensor:
     return projection(x) if isinstance(projection, torch.nn.Linear) else x @ projection
 
 
-def _has_masked_hf_tower(model: torch.nn.Module) -> bool:
+def _has_masked_hf_tower(model: ClipModel) -> bool:
     text = getattr(model, "text", None)
     return (
         isinstance(model, CustomTextCLIP)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("models", "training", "app", "cli", "bench")
+PACKAGES = ("common", "models", "training", "app", "cli", "bench")
 
 PICKLE_MODULES = ("pickle", "_pickle", "cPickle", "dill", "cloudpickle")
 ALWAYS_FORBIDDEN = {

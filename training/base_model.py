@@ -14,6 +14,7 @@ import json
 import math
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ def caption_variants(sample: Sample, rng: random.Random) -> list[str]:
     Full scene captions state six facts at once; short ones ("a red star", "three squares")
     teach the image tower each fact on its own, the way zero-shot prompts ask for it.
     """
-    facts = sample.attributes
+    facts: Mapping[str, Any] = sample.attributes  # the source's documented keys and value types
     if sample.source == "scenes":
         plural = facts["count"] > 1
         shape = f"{facts['shape']}s" if plural else facts["shape"]
@@ -117,12 +118,20 @@ def build_data(encoder: Encoder, config: BaseTrainConfig) -> TrainingData:
     )
 
 
+def _transform_steps(encoder: Encoder) -> list[Any]:
+    """The steps of the tiny models' eval transform, a torchvision Compose ending in Normalize."""
+    from torchvision.transforms import Compose
+
+    if not isinstance(encoder.preprocess, Compose):
+        raise TypeError(f"expected a torchvision Compose eval transform, got {type(encoder.preprocess).__name__}")
+    return list(encoder.preprocess.transforms)
+
+
 def _pixel_transform(encoder: Encoder):
     """The model's eval transform up to (not including) normalization, as uint8."""
     from torchvision.transforms import Compose
 
-    steps = list(encoder.preprocess.transforms)
-    before_normalize = Compose(steps[:-1])
+    before_normalize = Compose(_transform_steps(encoder)[:-1])
 
     def to_uint8(image) -> torch.Tensor:
         return (before_normalize(to_rgb(image)) * 255).round().to(torch.uint8)
@@ -164,7 +173,7 @@ def train(encoder: Encoder, data: TrainingData, config: BaseTrainConfig) -> list
     for name, parameter in model.named_parameters():
         parameter.requires_grad = name.startswith("visual.") or name == "logit_scale"
     optimizer, scheduler = build_optimizer(model, config)
-    normalize = encoder.preprocess.transforms[-1]
+    normalize = _transform_steps(encoder)[-1]
     generator = torch.Generator().manual_seed(config.seed)
     n = len(data.view_images)
     curve: list[dict[str, float]] = []

@@ -10,9 +10,9 @@ import typer
 
 from training import base_model
 from training import finetune as finetuning
-from training.probes import base_model_probes
+from training.evaluation.probes import base_model_probes
+from training.evaluation.zero_shot import evaluate_probes
 from training.run_state import ResumeError
-from training.zero_shot import evaluate_probes
 
 DEFAULTS = base_model.BaseTrainConfig()
 FINETUNE = finetuning.FinetuneConfig(pairs="")
@@ -127,21 +127,16 @@ def evaluate(
 
 def _llm_describer(name: str, base_url: str, llm_model: str, api_key: str | None):
     """The describer that writes the paper suite's missing LLM texts (None: cached texts only)."""
-    from training.describers import create_describer
+    from training.describers import DescriberOptions, describer_from_options
 
     if not name:
         return None
     if name not in ("openai", "local"):
         raise typer.BadParameter(f"--describer for the paper suite is openai or local, got {name!r}")
-    options = _openai_options(base_url, llm_model, api_key) if name == "openai" else {}
-    return create_describer(name, **options)
-
-
-def _openai_options(base_url: str, llm_model: str, api_key: str | None) -> dict[str, object]:
-    """The openai describer's server, from the flags (`pcclip pairs` and `pcclip eval --suite paper`)."""
-    if not base_url or not llm_model:
-        raise typer.BadParameter("--describer openai needs --base-url and --llm-model")
-    return {"base_url": base_url, "model": llm_model, "api_key": api_key}
+    try:
+        return describer_from_options(name, DescriberOptions(base_url=base_url, llm_model=llm_model, api_key=api_key))
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
 
 
 def _evaluate_paper(report: Path, model: str, baseline: str, config, describer) -> None:
@@ -175,29 +170,24 @@ def pairs(
     seed: Annotated[int, typer.Option(help="Seed for images, pairs and wording.")] = 0,
 ) -> None:
     """Sample image pairs, describe how the first differs from the second, filter, save."""
-    from training.describers import create_describer
+    from training.describers import DescriberOptions, describer_from_options
     from training.pair_builder import build_pairs, describe_pairs
     from training.sources.base import load_source
     from training.sources.scenes import minimal_pairs
-    from training.text_filter import PAPER_MIN_CHARS, make_filter
+    from training.text_filter import make_filter
 
-    options: dict[str, object] = {"seed": seed} if describer in ("attributes", "local") else {}
-    if describer == "attributes":
-        options["max_clauses"] = max_clauses
-    if describer == "openai":
-        options = {**_openai_options(base_url, llm_model, api_key), "concurrency": concurrency}
+    options = DescriberOptions(seed=seed, max_clauses=max_clauses, base_url=base_url, llm_model=llm_model,
+                               api_key=api_key, concurrency=concurrency)
     if pairing not in ("random", "minimal") or (pairing == "minimal" and source != ["scenes"]):
         raise typer.BadParameter("--pairing is random, or minimal with --source scenes alone")
     try:
-        writer = create_describer(describer, **options)
+        writer = describer_from_options(describer, options)
         samples = [] if pairing == "minimal" else [
             sample for name in source for sample in load_source(name, split=split, limit=images, seed=seed)
         ]
     except (ValueError, FileNotFoundError) as error:
         raise typer.BadParameter(str(error)) from error
-    if min_chars is None:
-        min_chars = 0 if describer == "attributes" else PAPER_MIN_CHARS
-    keep = make_filter(min_chars=min_chars, check_direction=check_direction)
+    keep = make_filter(min_chars=writer.min_chars if min_chars is None else min_chars, check_direction=check_direction)
     try:
         if pairing == "minimal":
             stats = describe_pairs(minimal_pairs(split, limit, seed), writer, out, keep=keep)

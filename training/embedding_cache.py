@@ -19,8 +19,8 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from common.files import file_sha256
 from models.encoder import Encoder
-from models.fingerprint import file_sha256
 from training.sources.base import open_rgb
 
 EMBEDDINGS_FILE = "embeddings.safetensors"
@@ -76,7 +76,7 @@ class EmbeddingCache:
 
     def _save(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        hashes = sorted(self._rows, key=self._rows.get)
+        hashes = sorted(self._rows, key=self._rows.__getitem__)
         embeddings_tmp = self.folder / f".{EMBEDDINGS_FILE}.tmp"
         hashes_tmp = self.folder / f".{HASHES_FILE}.tmp"
         save_file({"embeddings": self._embeddings.contiguous()}, str(embeddings_tmp))

@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from common.files import remove_temp_files, write_atomic
 from models import create_model, save_checkpoint
-from models.atomic import remove_temp_files, write_atomic
 from models.encoder import Encoder
 from models.towers import text_block_names, text_block_state
 from training import distributed

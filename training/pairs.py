@@ -67,6 +67,8 @@ def read_pairs(path: Path) -> list[PairRecord]:
     """Read a pairs file; a malformed line is an error naming the line."""
     records = []
     for number, row in json_lines(path):
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}, line {number}: not a pair record (a JSON object, not {type(row).__name__})")
         try:
             records.append(
                 PairRecord(

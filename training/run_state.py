@@ -1,21 +1,20 @@
-"""The resumable state of a finetune run: `torch.save`'s bytes (weights only) and a checksum
-footer, so a damaged or foreign state is refused with what to do, never loaded as garbage."""
+"""The resumable state of a finetune run: `torch.save`'s bytes (weights only) in a checksummed
+file (`common.files`), so a damaged or foreign state is refused with what to do, never loaded as
+garbage."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import struct
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from common.files import ChecksumError, read_checksummed, write_checksummed
+
 STATE_FILE = "training_state.pt"
-# The state file is torch.save's bytes, then this footer: their sha256, their length, a magic.
-STATE_FOOTER = struct.Struct("<32sQ8s")
-STATE_MAGIC = b"PCSTATE1"
+STATE_MAGIC = b"PCSTATE1"  # names the checksum footer of a state file
 # Settings a resumed run may change: more epochs, and how the result is exported.
 RESUME_MAY_CHANGE = ("epochs", "wise_alpha", "export_dtype")
 
@@ -25,13 +24,7 @@ class ResumeError(ValueError):
 
 
 def write_state(path: Path, state: dict[str, Any]) -> None:
-    with open(path, "w+b") as f:
-        torch.save(state, f)
-        size = f.tell()
-        f.seek(0)
-        digest = hashlib.file_digest(f, "sha256").digest()
-        f.seek(size)
-        f.write(STATE_FOOTER.pack(digest, size, STATE_MAGIC))
+    write_checksummed(path, lambda f: torch.save(state, f), STATE_MAGIC)
 
 
 def read_state(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
@@ -42,13 +35,11 @@ def read_state(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
     """
     if not path.is_file():
         return None
-    data = path.read_bytes()
-    digest, size, magic = STATE_FOOTER.unpack(data[-STATE_FOOTER.size :].rjust(STATE_FOOTER.size, b"\0"))
-    if magic == STATE_MAGIC:
-        if size != len(data) - STATE_FOOTER.size or hashlib.sha256(memoryview(data)[:size]).digest() != digest:
-            raise _corrupt_state(path, "its checksum does not match")
-        data = data[:size]
-    # else: written before states carried a checksum; torch's own checks are all there is
+    try:
+        data, _checked = read_checksummed(path.read_bytes(), STATE_MAGIC)
+    except ChecksumError as error:
+        raise _corrupt_state(path, str(error)) from None
+    # unchecked: written before states carried a checksum; torch's own checks are all there is
     try:
         state = torch.load(io.BytesIO(data), weights_only=True)
         saved, asked = json.loads(state["config"]), json.loads(json.dumps(settings))

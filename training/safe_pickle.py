@@ -18,7 +18,7 @@ import numpy as np
 try:  # numpy >= 2 keeps the pickled helpers in numpy._core
     from numpy._core import multiarray as _multiarray
 except ImportError:  # numpy 1.x
-    from numpy.core import multiarray as _multiarray
+    from numpy.core import multiarray as _multiarray  # type: ignore[no-redef]  # the same module, 1.x name
 
 Globals = Mapping[tuple[str, str], object]  # (module, name) -> the object it resolves to
 

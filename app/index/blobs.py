@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from models.atomic import fsync_dir, remove_temp_files, write_atomic
+from common.files import fsync_dir, remove_temp_files, write_atomic
 
 DIGEST = re.compile(r"[0-9a-f]{64}")
 

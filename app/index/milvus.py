@@ -38,7 +38,7 @@ from app.index.backend import Hit, IndexMismatch, Item, NewItem, PutResult
 from app.index.filters import Filter, milvus_string, parse_filter, to_milvus_expr
 from app.index.metadata import check_metadata, metadata_problem
 from app.index.validation import MAX_ID_CHARS, check_id
-from models.atomic import fsync_dir, write_atomic
+from common.files import fsync_dir, write_atomic
 
 log = logging.getLogger(__name__)
 

@@ -35,8 +35,7 @@ import numpy as np
 from app.errors import NotReady
 from app.index.backend import IndexCorrupt
 from app.index.metadata import METADATA_RULES, metadata_problem
-from models.atomic import fsync_dir, write_atomic
-from models.fingerprint import file_sha256
+from common.files import file_sha256, fsync_dir, write_atomic
 
 if TYPE_CHECKING:
     from app.index.rows import RowTable

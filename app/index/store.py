@@ -60,7 +60,7 @@ from app.index.snapshot import Manifest
 from app.index.swap import no_swap
 from app.index.validation import check_id, checked, unit_vector
 from app.index.wal import CorruptLog, Record, WriteAheadLog, read_records
-from models.atomic import fsync_dir, remove_temp_files
+from common.files import fsync_dir, remove_temp_files
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from models.atomic import fsync_dir
+from common.files import fsync_dir
 
 
 def staging(directory: Path) -> Path:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from models.atomic import fsync_dir
+from common.files import fsync_dir
 
 MAGIC = b"PCW1"
 HEADER = struct.Struct("<4sII")  # magic, payload length, crc32

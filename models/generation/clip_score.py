@@ -38,8 +38,9 @@ def clip_score(encoder: Encoder, images: Sequence[Image.Image], texts: Sequence[
 @dataclass(frozen=True)
 class ScoreSummary:
     mean: float
-    sem: float  # standard error of the mean
+    sem: float  # standard error of the mean (NaN for fewer than two images)
     n: int
+    scores: tuple[float, ...] = ()  # each image's score, in the order given
 
 
 def compare_arms(
@@ -52,5 +53,6 @@ def compare_arms(
         scores = clip_score(encoder, images, targets)
         n = int(scores.numel())
         sem = float(scores.std(unbiased=True)) / math.sqrt(n) if n > 1 else float("nan")
-        out[name] = ScoreSummary(mean=float(scores.mean()) if n else float("nan"), sem=sem, n=n)
+        mean = float(scores.mean()) if n else float("nan")
+        out[name] = ScoreSummary(mean=mean, sem=sem, n=n, scores=tuple(scores.tolist()))
     return out

@@ -30,10 +30,15 @@ Semantics that must agree, and are checked by `can_convert`:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from open_clip.transformer import ResidualAttentionBlock
+
+    from models.encoder import ClipModel
 
 _ACTIVATIONS = {"QuickGELU": "quick_gelu"}
 _ARGMAX_EOS_ID = 2  # transformers' CLIP pools by argmax(input_ids) for exactly this id
@@ -73,7 +78,7 @@ def can_convert(model: Any) -> tuple[bool, str]:
     return True, ""
 
 
-def _block_problem(block: nn.Module, eps: float) -> str:
+def _block_problem(block: ResidualAttentionBlock, eps: float) -> str:
     if not isinstance(getattr(block, "attn", None), nn.MultiheadAttention):
         return "attention is not a plain nn.MultiheadAttention (custom attention block)"
     if block.attn.in_proj_weight is None or block.attn.in_proj_bias is None:
@@ -102,7 +107,7 @@ def activation_name(module: nn.Module) -> str | None:
     return _ACTIVATIONS.get(type(module).__name__)
 
 
-def text_config(model: nn.Module) -> dict[str, Any]:
+def text_config(model: ClipModel) -> dict[str, Any]:
     """`CLIPTextConfig` keyword arguments describing `model`'s text tower."""
     blocks = model.transformer.resblocks
     first = blocks[0]
@@ -124,7 +129,7 @@ def text_config(model: nn.Module) -> dict[str, Any]:
     }
 
 
-def convert_state_dict(model: nn.Module, *, with_projection: bool = False) -> dict[str, torch.Tensor]:
+def convert_state_dict(model: ClipModel, *, with_projection: bool = False) -> dict[str, torch.Tensor]:
     """open_clip text-tower parameters under the checkpoint names of SDXL's `text_encoder`
     (`text_model.…`; copies). `for_module` adapts them to a module in memory."""
     ok, reason = can_convert(model)
@@ -187,7 +192,7 @@ def for_module(module: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, t
     return {name.removeprefix("text_model."): tensor for name, tensor in state.items()}
 
 
-def _projection_matrix(model: nn.Module) -> torch.Tensor | None:
+def _projection_matrix(model: ClipModel) -> torch.Tensor | None:
     """The text projection as a (W, E) matrix used as x @ P, or None."""
     projection = getattr(model, "text_projection", None)
     if isinstance(projection, nn.Linear):

@@ -176,21 +176,20 @@ def slot_fit(encoder: Encoder | None, slot: torch.nn.Module | None) -> tuple[boo
 class SDXLBridge:
     """An SDXL pipeline whose conditioning is built by embedding arithmetic.
 
-    With a fitting PC-CLIP `encoder` its converted text tower replaces `text_encoder`; otherwise
-    the pipeline keeps its own encoders and `fallback_reason` says why. Not thread-safe: one
-    worker (the GPU owner) drives it.
+    With a fitting PC-CLIP `encoder`, `self.pipe` is a view of `pipe` whose `text_encoder` slot
+    holds the converted text tower (`with_pcclip_slot`); otherwise `self.pipe` is `pipe` with its
+    own encoders and `fallback_reason` says why. The given pipeline is never changed. Not
+    thread-safe: one worker (the GPU owner) drives it.
     """
 
     def __init__(self, pipe, encoder: Encoder | None = None) -> None:
-        self.pipe = pipe
         self.pcclip_in_slot, reason = slot_fit(encoder, pipe.text_encoder)
         self.fallback_reason = None if self.pcclip_in_slot else reason
         self.notes: list[str] = []
         slot_owner = f"pipeline's own ({_name_of(pipe.text_encoder)})"
         if self.pcclip_in_slot:
             assert encoder is not None
-            slot = pipe.text_encoder
-            pipe.text_encoder = to_transformers(encoder).to(device=slot.device, dtype=slot.dtype)
+            pipe = with_pcclip_slot(pipe, encoder)
             slot_owner = f"PC-CLIP {encoder.spec} (fingerprint {encoder.fingerprint[:12]}), converted from open_clip"
             if encoder.base != SDXL_BASE:
                 self.notes.append(
@@ -199,6 +198,7 @@ class SDXLBridge:
                 )
         else:
             log.info("generation falls back to the pipeline's own text encoders: %s", reason)
+        self.pipe = pipe
         self.encoders = {
             "text_encoder": slot_owner,
             "text_encoder_2": f"pipeline's own ({_name_of(pipe.text_encoder_2)})",
@@ -328,6 +328,14 @@ def pipeline_view(pipe, **replace: Any):
     )
     view.set_progress_bar_config(disable=True)
     return view
+
+
+def with_pcclip_slot(pipe, encoder: Encoder):
+    """A view of `pipe` (`pipeline_view`) with `encoder`'s text tower, converted to transformers'
+    CLIPTextModel on the slot's device and dtype, in the `text_encoder` slot; `pipe` keeps its own.
+    Check the fit first (`slot_fit`)."""
+    slot = pipe.text_encoder
+    return pipeline_view(pipe, text_encoder=to_transformers(encoder).to(device=slot.device, dtype=slot.dtype))
 
 
 def check_request(request: GenerationRequest) -> None:

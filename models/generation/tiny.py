@@ -42,7 +42,7 @@ def build_tiny_sdxl(seed: int = 0):
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     torch.manual_seed(seed)
-    text = {
+    text: dict[str, Any] = {
         "vocab_size": 49408, "hidden_size": TEXT_WIDTH, "intermediate_size": 4 * TEXT_WIDTH,
         "num_hidden_layers": 2, "num_attention_heads": 4, "max_position_embeddings": 77,
         "projection_dim": TEXT_WIDTH, "bos_token_id": 49406, "eos_token_id": 2, "pad_token_id": 1,

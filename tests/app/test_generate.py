@@ -281,6 +281,19 @@ def test_cli_generate_writes_pngs_and_a_report_and_compares_with_the_base(sdxl_d
     assert scores.tolist() == pytest.approx(recorded, abs=1e-5)
     summary = compare_arms(encoder, {"pcclip": [images["pcclip", 3], images["pcclip", 4]]}, ["snow", "snow"])
     assert summary["pcclip"].n == 2 and summary["pcclip"].mean == pytest.approx(float(scores.mean()), abs=1e-6)
+    assert report["scores"]["pcclip"]["n"] == 2
+    assert report["scores"]["pcclip"]["mean"] == pytest.approx(summary["pcclip"].mean, abs=1e-5)
+    assert report["scores"]["base"]["sem"] == pytest.approx(summary["pcclip"].sem, abs=1e-5)  # the same images
+
+
+def test_the_bridge_leaves_the_pipeline_it_is_given_as_it_is(sdxl_pipe, clip_encoder):
+    pipe = pipeline_view(sdxl_pipe)
+    own, own_2 = pipe.text_encoder, pipe.text_encoder_2
+    bridge = SDXLBridge(pipe, clip_encoder)
+    assert bridge.pcclip_in_slot
+    assert pipe.text_encoder is own and bridge.pipe.text_encoder is not own
+    assert bridge.pipe.text_encoder_2 is own_2  # the other modules are shared, not copied
+    assert SDXLBridge(pipe, None).pipe.text_encoder is own
 
 
 def test_python_client_generates_follows_events_and_cancels(gen_client):

@@ -11,7 +11,13 @@ import time
 import pytest
 from chat_server import ChatServer, answer, healthy
 
-from training.describers import PAPER_PROMPT, available_describers, create_describer
+from training.describers import (
+    PAPER_PROMPT,
+    DescriberOptions,
+    available_describers,
+    create_describer,
+    describer_from_options,
+)
 from training.describers.attributes import AttributeDescriber
 from training.describers.base import PairInput
 from training.describers.openai import DescriberRequestError, OpenAIDescriber, _retry_after
@@ -42,6 +48,22 @@ def test_factory_lists_and_builds_every_describer():
 def test_factory_errors_name_the_valid_choices(name, options, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         create_describer(name, **options)
+
+
+def test_each_describer_takes_the_shared_options_it_uses():
+    options = DescriberOptions(seed=5, max_clauses=1, base_url="http://127.0.0.1:9/v1", llm_model="m", concurrency=3)
+    attributes = describer_from_options("attributes", options)
+    assert (attributes.max_clauses, attributes.rng.random()) == (1, AttributeDescriber(seed=5).rng.random())
+    assert describer_from_options("local", options).seed == 5
+    with describer_from_options("openai", options) as openai:
+        assert (openai.url, openai.model, openai.concurrency) == ("http://127.0.0.1:9/v1/chat/completions", "m", 3)
+    assert [describer_from_options(name, options).min_chars for name in ("attributes", "local")] == [0, 60]
+
+
+@pytest.mark.parametrize(("name", "message"), [("openai", "needs a server"), ("llama", "available: attributes")])
+def test_options_errors_say_what_to_give(name, message):
+    with pytest.raises(ValueError, match=message):
+        describer_from_options(name, DescriberOptions(base_url="http://127.0.0.1:9/v1"))
 
 
 # --- attributes ------------------------------------------------------------------------------

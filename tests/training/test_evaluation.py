@@ -10,7 +10,7 @@ from training.evaluation.comparative import fashion_comparative, top_confusions
 from training.evaluation.difference import TASKS, DifferencePair, evaluate_differences, mean_and_error
 from training.evaluation.geometry_check import distance
 from training.evaluation.report import headline, markdown
-from training.zero_shot import accuracy
+from training.evaluation.zero_shot import accuracy
 
 
 def test_mean_and_standard_error():
@@ -103,8 +103,8 @@ def test_recall_at_k_on_a_known_similarity_matrix():
 
 def test_eval_shows_one_progress_bar_over_every_step(capsys):
     """`pcclip eval` runs for minutes: a bar counts each task × seed and each probe and metric."""
+    from training.evaluation.probes import PROBE_COLORS, scene_probe
     from training.evaluation.report import evaluate
-    from training.probes import PROBE_COLORS, scene_probe
 
     labels = [f"{colour} shape" for colour in PROBE_COLORS]
     probe = scene_probe("scene colour (4)", "color", PROBE_COLORS, labels, n=8, seed=0, template="A photo of a {}")

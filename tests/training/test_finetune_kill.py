@@ -18,6 +18,7 @@ import torch
 from typer.testing import CliRunner
 
 from cli.main import cli, register
+from common.files import CHECKSUM_FOOTER
 from models import load_checkpoint
 from training import finetune, run_state
 from training.describers.attributes import AttributeDescriber
@@ -125,7 +126,7 @@ def test_a_state_written_before_checksums_still_resumes(saved_run, tmp_path):
     run, _ = saved_run
     data = (run / run_state.STATE_FILE).read_bytes()
     legacy = tmp_path / run_state.STATE_FILE
-    legacy.write_bytes(data[: -run_state.STATE_FOOTER.size])
+    legacy.write_bytes(data[: -CHECKSUM_FOOTER.size])
     config = json.loads(torch.load(legacy, weights_only=True)["config"])
     state = run_state.read_state(legacy, asdict(finetune.FinetuneConfig(**config)))
     assert state is not None and state["epoch"] == 1

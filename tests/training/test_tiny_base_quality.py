@@ -5,9 +5,9 @@ import itertools
 import pytest
 import torch
 
-from training.probes import PROBE_COLORS
+from training.evaluation.probes import PROBE_COLORS
+from training.evaluation.zero_shot import Probe, predict
 from training.sources.scenes import SceneSpec, render_scene
-from training.zero_shot import Probe, predict
 
 
 def test_names_the_colour_of_drawn_shapes(encoder):

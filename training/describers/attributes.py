@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 
-from training.describers.base import PairInput
+from training.describers.base import DescriberOptions, PairInput
 from training.sources.scenes import POSITION_PHRASES
 
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
@@ -127,10 +127,15 @@ class AttributeDescriber:
     """Templated differences for sources with structured attributes (scenes, cpunks, fashion)."""
 
     name = "attributes"
+    min_chars = 0  # exact templated texts: a short one is as true as a long one
 
     def __init__(self, seed: int = 0, max_clauses: int = 2):
         self.rng = random.Random(seed)
         self.max_clauses = max_clauses
+
+    @classmethod
+    def from_options(cls, options: DescriberOptions) -> AttributeDescriber:
+        return cls(seed=options.seed, max_clauses=options.max_clauses)
 
     def describe(self, pairs: Sequence[PairInput]) -> list[str | None]:
         return [self._describe_one(pair) for pair in pairs]

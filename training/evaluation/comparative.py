@@ -15,7 +15,7 @@ import torch
 
 from models import geometry
 from models.encoder import Encoder
-from training.zero_shot import Probe
+from training.evaluation.zero_shot import Probe
 
 ALPHAS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
 

@@ -16,6 +16,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -102,16 +103,23 @@ def _accessorized_test_punks() -> tuple[Sample, ...]:
 def _punk_attributes(rng: random.Random, n: int) -> list[DifferencePair]:
     """The AwA2 analog: held-out portraits whose accessories differ, listed per image."""
     samples = _accessorized_test_punks()
-    pairs = []
+    pairs: list[DifferencePair] = []
     while len(pairs) < n:
         a, b = rng.sample(samples, 2)
-        only_a = sorted(set(a.attributes["accessories"]) - set(b.attributes["accessories"]))
-        only_b = sorted(set(b.attributes["accessories"]) - set(a.attributes["accessories"]))
+        accessories_a, accessories_b = _accessories(a), _accessories(b)
+        only_a, only_b = sorted(accessories_a - accessories_b), sorted(accessories_b - accessories_a)
         if only_a and only_b:
             pairs.append(DifferencePair(a.image, b.image,
                                         f"The first image has attributes of {_attribute_list(only_a)}, while the "
                                         f"second image has attributes of {_attribute_list(only_b)}."))
     return pairs
+
+
+def _accessories(sample: Sample) -> set[str]:
+    listed = sample.attributes["accessories"]
+    if not isinstance(listed, list | tuple):
+        raise ValueError(f"{sample.uid}: accessories should be a list, got {type(listed).__name__}")
+    return {str(name) for name in listed}
 
 
 LLM_PAIRS = Path(__file__).parent / "data" / "llm_scene_pairs" / "pairs.jsonl"
@@ -126,7 +134,11 @@ def _llm_written(rng: random.Random, n: int) -> list[DifferencePair]:
     """
     records = read_pairs(LLM_PAIRS)
     chosen = rng.sample(records, min(n, len(records)))
-    return [DifferencePair(*(open_rgb(path) for path in r.paths(LLM_PAIRS.parent)), r.text) for r in chosen]
+    pairs = []
+    for record in chosen:
+        first, second = record.paths(LLM_PAIRS.parent)
+        pairs.append(DifferencePair(open_rgb(first), open_rgb(second), record.text))
+    return pairs
 
 
 TASKS: dict[str, Task] = {
@@ -158,9 +170,9 @@ def mean_and_error(values: Sequence[float]) -> tuple[float, float]:
 def evaluate_differences(
     encoders: dict[str, Encoder], *, seeds: Sequence[int] = (0, 1, 2, 3, 4), pairs_per_seed: int = 100,
     tasks: dict[str, Task] | None = None, progress: Callable[[str], None] | None = None,
-) -> dict[str, dict[str, dict[str, float]]]:
+) -> dict[str, dict[str, dict[str, Any]]]:
     """{task: {model: {"accuracy", "stderr", "per_seed"...}}}; every model sees the same pairs."""
-    results: dict[str, dict[str, dict[str, float]]] = {}
+    results: dict[str, dict[str, dict[str, Any]]] = {}
     for task_name, draw in (tasks or TASKS).items():
         per_model: dict[str, list[float]] = {name: [] for name in encoders}
         for seed in seeds:

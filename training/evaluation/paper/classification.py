@@ -27,7 +27,7 @@ from training.evaluation.paper.datasets import LabeledImages
 from training.evaluation.paper.embeddings import Embedder
 from training.evaluation.paper.texts import DifferenceTexts
 from training.evaluation.retrieval import KS
-from training.zero_shot import DEFAULT_TEMPLATE
+from training.evaluation.zero_shot import DEFAULT_TEMPLATE
 
 ALPHA = 0.8
 CONFUSIONS = 3
@@ -59,14 +59,15 @@ def comparative_protocols(images: torch.Tensor, prototypes: torch.Tensor, target
         scored, truth = images[keep_images], targets[keep_images]
         before = candidates[geometry.similarity(scored, prototypes[candidates]).argmax(dim=1)]
         after = candidates[geometry.similarity(scored, updated[candidates]).argmax(dim=1)]
+        n = len(truth)
         row = {"before": (before == truth).float().mean().item(), "after": (after == truth).float().mean().item(),
-               "n": len(truth)}
+               "n": n}
         if name == "all classes":
             inside = confused[keep_images]
             row["confused_before"] = (before == truth)[inside].float().mean().item()
             row["confused_after"] = (after == truth)[inside].float().mean().item()
         row["gain"] = row["after"] - row["before"]
-        errors = binomial_error(row["before"], row["n"]), binomial_error(row["after"], row["n"])
+        errors = binomial_error(row["before"], n), binomial_error(row["after"], n)
         row["stderr"] = (errors[0] ** 2 + errors[1] ** 2) ** 0.5
         rows[name] = row
     return rows

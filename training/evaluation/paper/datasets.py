@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from models.fingerprint import file_sha256
+from common.files import file_sha256
 from training.sources.base import open_rgb
 
 ImageRef = Path | np.ndarray  # an image file, or an (H, W, 3) uint8 array (CIFAR)

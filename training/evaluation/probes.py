@@ -8,9 +8,9 @@ from __future__ import annotations
 import contextlib
 import random
 
+from training.evaluation.zero_shot import Probe
 from training.sources.base import load_source
 from training.sources.scenes import SceneSpec, render_scene
-from training.zero_shot import Probe
 
 PROBE_COLORS = ("red", "green", "blue", "yellow")
 PROBE_SHAPES = ("circle", "square", "triangle", "star")
