@@ -76,7 +76,8 @@ def exact_top_k(data: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     for start in tqdm(range(0, len(data), CHUNK), desc="exact", unit="chunk", leave=False):
         chunk = unit_rows(data, start, start + CHUNK)  # (C, D)
         scores = np.concatenate([best_scores, queries @ chunk.T], axis=1)  # (Q, k + C)
-        rows = np.concatenate([best_rows, np.broadcast_to(start + np.arange(len(chunk)), (len(queries), len(chunk)))], 1)
+        found = np.broadcast_to(start + np.arange(len(chunk)), (len(queries), len(chunk)))
+        rows = np.concatenate([best_rows, found], axis=1)
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         best_scores, best_rows = np.take_along_axis(scores, top, 1), np.take_along_axis(rows, top, 1)
     order = np.argsort(-best_scores, axis=1, kind="stable")
