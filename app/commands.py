@@ -227,7 +227,7 @@ def index_build(
     settings = build_settings(model=model, device=device, index_dir=index_dir)
     images = folder_images(folder, recursive=recursive)
     encoder = create_model(settings.model, device=settings.device)
-    params = AnnParams(exact_max=settings.index_exact_max, ef_search=settings.index_ef_search)
+    params = AnnParams.from_settings(settings)
     with _index_errors("index build"), IndexStore.open(
         settings.index_dir, fingerprint=encoder.fingerprint, embed_dim=encoder.embed_dim, params=params,
         spec=encoder.spec,
@@ -256,7 +256,7 @@ def index_rebuild(
         summary = rebuild_index(
             settings.index_dir,
             encoder,
-            params=AnnParams(exact_max=settings.index_exact_max, ef_search=settings.index_ef_search),
+            params=AnnParams.from_settings(settings),
             batch_size=batch_size,
             drop_missing=drop_missing,
         )

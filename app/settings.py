@@ -149,6 +149,18 @@ class Settings(BaseSettings):
         description="HNSW search beam width of an approximate index (higher: better recall, slower); "
         "unset = chosen by size (64 at 50k items, 90 at 100k, 286 at 1M). See bench/search.py.",
     )
+    index_kind: Literal["auto", "flat", "hnsw", "ivf-sq8", "ivf-pq"] = Field(
+        "auto",
+        description="FAISS index kind: auto = by size (exact up to PCCLIP_INDEX_EXACT_MAX, HNSW up to 2M items, "
+        "then ivf-pq: IVF + 4-bit PQ with SQ8 re-ranking, ~0.4 KB per 384-d item); or always flat, hnsw, ivf-sq8 "
+        "or ivf-pq (compressed kinds are trained on a sample of the items when the index is rebuilt at a snapshot, "
+        "and stay exact below 10,000 items). See app/index/ann.py and bench/search.py.",
+    )
+    index_nprobe: int = Field(
+        48,
+        ge=1,
+        description="Inverted lists scanned per query by a compressed (ivf-*) index (higher: better recall, slower).",
+    )
     index_snapshot_every: int = Field(
         10_000,
         ge=1,

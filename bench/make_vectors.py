@@ -110,8 +110,8 @@ def make_real(args: argparse.Namespace) -> None:
 
 
 def make_mix(args: argparse.Namespace) -> None:
-    seed = np.load(args.seed_file, mmap_mode="r")
-    seed = unit(np.asarray(seed, dtype=np.float32))  # (S, D)
+    seed = np.asarray(np.load(args.seed_file, mmap_mode="r"), dtype=np.float32)
+    seed = unit(seed[np.any(seed != 0, axis=1)])  # (S, D); all-zero rows were never written (a stopped run)
     s, dim = seed.shape
     rng = np.random.default_rng(args.seed)
     out = open_out(args.out, args.rows, dim)

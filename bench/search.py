@@ -7,7 +7,7 @@
 Data: without `--vectors`, random unit vectors in `--dim` dimensions (the hardest case for
 every ANN index: no structure, nearest neighbours barely nearer than the rest). With
 `--vectors FILE` (an (N, D) float32 `.npy`, read as a memmap, never written), the first
-`--rows` rows are indexed and the last `--queries` rows are the queries; rows are normalized
+`--rows` rows are indexed and the `--queries` rows after them are the queries; rows are normalized
 chunk by chunk (`bench/make_vectors.py` writes such files). Ground truth: exact inner-product
 top-k by chunked brute force over the data.
 
@@ -62,11 +62,11 @@ def unit_rows(data: np.ndarray, start: int, stop: int) -> np.ndarray:
 
 
 def load_vectors(path: Path, n: int, queries: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first `n` rows of the file (a read-only memmap) and its last `queries` rows (normalized)."""
+    """The first `n` rows of the file (a read-only memmap) and the `queries` rows after them (normalized)."""
     loaded = np.load(path, mmap_mode="r")
     if loaded.ndim != 2 or len(loaded) < n + queries:
         raise SystemExit(f"{path} holds {loaded.shape} rows; need (N >= --n + --queries = {n + queries}, D)")
-    return loaded[:n], unit_rows(loaded, len(loaded) - queries, len(loaded))
+    return loaded[:n], unit_rows(loaded, n, n + queries)
 
 
 def exact_top_k(data: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:

@@ -8,9 +8,9 @@ the live row count (`AnnParams.kind_for`), or `PCCLIP_INDEX_KIND` when that is n
   (64 on the base layer), efConstruction = 80; efSearch grows with the size (`ef_search_for`:
   128 up to 200k, ×2 per ×4 rows, so 181 at 400k and 286 at 1M, at most 512). It keeps the
   raw float32 vectors plus the graph: 384-d at 1M is about 1.7 GB.
-- `ivf-pq` — beyond: the compressed index, `IVF{nlist},PQ{D/8}x4fs,Refine(SQ8)`: an inverted
+- `ivf-pq` — beyond: the compressed index, `IVF{nlist},PQ{D/4}x4fs,Refine(SQ8)`: an inverted
   file over `nlist` ≈ √rows k-means lists (a power of two, at most `nlist_max`) whose lists hold
-  4-bit fast-scan product-quantization codes (D/8 sub-quantizers: D/16 bytes a vector); `nprobe`
+  4-bit fast-scan product-quantization codes (D/4 sub-quantizers: D/8 bytes a vector); `nprobe`
   lists are scanned, and the best `refine_k_factor`·k candidates are re-ranked with an 8-bit
   scalar-quantized copy of every vector (D bytes each). 384-d at 10M: about 4.2 GB.
 - `ivf-sq8` — the same inverted file over 8-bit scalar-quantized vectors (`IVF{nlist},SQ8`,
@@ -31,10 +31,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import faiss
 import numpy as np
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 Kind = Literal["flat", "hnsw", "ivf-sq8", "ivf-pq"]
 KINDS: tuple[str, ...] = ("flat", "hnsw", "ivf-sq8", "ivf-pq")  # what PCCLIP_INDEX_KIND takes, besides "auto"
@@ -51,7 +54,7 @@ class AnnParams:
     ef_search_min: int = 128  # search-time beam width at exact_max, doubled per 4× more items
     ef_search_max: int = 512
     ef_search: int | None = None  # fixed efSearch (PCCLIP_INDEX_EF_SEARCH); None = by size
-    nlist_max: int = 4096  # most inverted lists of an IVF kind (k-means cost grows with it)
+    nlist_max: int = 1024  # most inverted lists of an IVF kind (build cost grows with it)
     nprobe: int = 48  # IVF lists scanned per query (PCCLIP_INDEX_NPROBE)
     refine_k_factor: int = 16  # ivf-pq: candidates re-ranked with SQ8 = k_factor · k
     train_min: int = 10_000  # fewer live rows: a compressed kind falls back to flat
@@ -61,6 +64,16 @@ class AnnParams:
     def __post_init__(self) -> None:
         if self.kind != "auto" and self.kind not in KINDS:
             raise ValueError(f"unknown index kind {self.kind!r}; valid kinds: auto, {', '.join(KINDS)}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AnnParams:
+        """The parameters `app.settings.Settings` sets (PCCLIP_INDEX_*); the rest at their defaults."""
+        return cls(
+            exact_max=settings.index_exact_max,
+            ef_search=settings.index_ef_search,
+            kind=settings.index_kind,
+            nprobe=settings.index_nprobe,
+        )
 
     def kind_for(self, live: int) -> Kind:
         if self.kind == "auto":
@@ -161,5 +174,5 @@ def search(index: faiss.Index, query: np.ndarray, k: int, params: AnnParams) -> 
 
 
 def _pq_m(dim: int) -> int:
-    """Sub-quantizers of the PQ codes: the largest divisor of `dim` up to dim / 8."""
-    return next(m for m in range(max(dim // 8, 1), 0, -1) if dim % m == 0)
+    """Sub-quantizers of the PQ codes: the largest divisor of `dim` up to dim / 4 (2 bytes per 4 dims)."""
+    return next(m for m in range(max(dim // 4, 1), 0, -1) if dim % m == 0)

@@ -38,7 +38,7 @@ class IndexSlot:
                 settings.index_dir,
                 fingerprint=encoder.fingerprint,
                 embed_dim=encoder.embed_dim,
-                params=AnnParams(exact_max=settings.index_exact_max, ef_search=settings.index_ef_search),
+                params=AnnParams.from_settings(settings),
                 snapshot_every=settings.index_snapshot_every,
                 spec=encoder.spec,
             )

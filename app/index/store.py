@@ -501,7 +501,7 @@ class IndexStore:
         names = {
             "vectors": self._fresh_name("vectors", seq, "npy"),
             "items": self._fresh_name("items", seq, "json"),
-            "ann": self._fresh_name("ann", seq, "faiss") if kind == "hnsw" else None,
+            "ann": self._fresh_name("ann", seq, "faiss") if kind != "flat" else None,
         }
         items = {
             "ids": self._ids[:n],
@@ -572,9 +572,7 @@ class IndexStore:
         Built beside the live one (searches go on), swapped in under the write lock."""
         live = [row for row in range(self._n) if self._ids[row] is not None]
         vectors = self._vectors[live]  # (L, D) copy
-        index = ann.new_index(self.params.kind_for(len(live)), self.embed_dim, self.params)
-        if len(live):
-            index.add(vectors)
+        index = ann.build_index(self.params.kind_for(len(live)), vectors, self.params)  # trains a compressed kind
         with self._rw.write():
             self._load_rows(
                 vectors,
