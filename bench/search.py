@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 import faiss
@@ -150,9 +151,12 @@ def recall(found: np.ndarray, truth: np.ndarray, k: int) -> float:
 def settings_for(kind: str, args: argparse.Namespace, params: ann.AnnParams) -> list[ann.AnnParams]:
     """The search settings to sweep for `kind` (efSearch for hnsw, nprobe for IVF kinds)."""
     if kind == "hnsw" and args.ef_search:
-        return [ann.AnnParams(**{**params.__dict__, "ef_search": int(e)}) for e in args.ef_search.split(",")]
-    if kind in ann.COMPRESSED and args.nprobe:
-        return [ann.AnnParams(**{**params.__dict__, "nprobe": int(p)}) for p in args.nprobe.split(",")]
+        return [replace(params, ef_search=int(e)) for e in args.ef_search.split(",")]
+    if kind in ann.COMPRESSED:
+        probes = [int(p) for p in args.nprobe.split(",") if p] or [params.nprobe]
+        factors = [int(f) for f in args.k_factor.split(",") if f] if kind == "ivf-pq" else []
+        factors = factors or [params.refine_k_factor]
+        return [replace(params, nprobe=p, refine_k_factor=f) for f in factors for p in probes]
     return [params]
 
 
@@ -209,7 +213,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ef-construction", type=int, default=ann.AnnParams().ef_construction)
     parser.add_argument("--ef-search", default="", help="Comma-separated efSearch values; default: the store's.")
     parser.add_argument("--nprobe", default="", help="Comma-separated nprobe values; default: the store's.")
-    parser.add_argument("--k-factor", type=int, default=ann.AnnParams().refine_k_factor, help="ivf-pq re-ranking.")
+    parser.add_argument("--k-factor", default="", help="Comma-separated ivf-pq re-ranking factors.")
     parser.add_argument("--target-recall", type=float, default=0.95)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", type=Path, help="Where index checkpoints live (default: a temporary folder).")
@@ -221,9 +225,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     faiss.omp_set_num_threads(args.threads)
-    params = ann.AnnParams(
-        exact_max=args.exact_max, hnsw_m=args.m, ef_construction=args.ef_construction, refine_k_factor=args.k_factor
-    )
+    params = ann.AnnParams(exact_max=args.exact_max, hnsw_m=args.m, ef_construction=args.ef_construction)
     kinds = [kind for kind in args.kinds.split(",") if kind] or [params.kind_for(args.n)]
     if unknown := set(kinds) - set(ann.KINDS):
         raise SystemExit(f"unknown kinds {sorted(unknown)}; valid kinds: {', '.join(ann.KINDS)}")
@@ -241,7 +243,10 @@ def main() -> None:
     # 2. Build each kind (resumably) and time its single queries, one kind at a time
     with nullcontext(args.work_dir) if args.work_dir else tempfile.TemporaryDirectory() as work:
         Path(work).mkdir(parents=True, exist_ok=True)
-        results = [measure_kind(kind, data, queries, truth, args, params, Path(work)) for kind in kinds]
+        results = []
+        for kind in kinds:
+            results.append(measure_kind(kind, data, queries, truth, args, params, Path(work)))
+            print(json.dumps(results[-1]), file=sys.stderr)  # each kind's figures as soon as they are known
     line = {
         "n": args.n,
         "dim": data.shape[1],
