@@ -152,12 +152,12 @@ class Settings(BaseSettings):
     index_kind: Literal["auto", "flat", "hnsw", "ivf-sq8", "ivf-pq"] = Field(
         "auto",
         description="FAISS index kind: auto = by size (exact up to PCCLIP_INDEX_EXACT_MAX, HNSW up to 2M items, "
-        "then ivf-pq: IVF + 4-bit PQ with SQ8 re-ranking, ~0.4 KB per 384-d item); or always flat, hnsw, ivf-sq8 "
-        "or ivf-pq (compressed kinds are trained on a sample of the items when the index is rebuilt at a snapshot, "
-        "and stay exact below 10,000 items). See app/index/ann.py and bench/search.py.",
+        "then ivf-sq8: an inverted file over 8-bit scalar-quantized vectors, ~0.4 KB per 384-d item); or always "
+        "flat, hnsw, ivf-sq8 or ivf-pq (4-bit PQ re-ranked with SQ8). Compressed kinds are trained on a sample of "
+        "the items when the index is rebuilt at a snapshot, and stay exact below 10,000 items. See app/index/ann.py.",
     )
     index_nprobe: int = Field(
-        48,
+        16,
         ge=1,
         description="Inverted lists scanned per query by a compressed (ivf-*) index (higher: better recall, slower).",
     )

@@ -39,7 +39,8 @@ def data() -> tuple[np.ndarray, np.ndarray]:
     [
         (AnnParams(), 200_000, "flat"),
         (AnnParams(), 200_001, "hnsw"),
-        (AnnParams(), 2_000_000, "ivf-pq"),
+        (AnnParams(), 2_000_000, "ivf-sq8"),
+        (AnnParams(kind="ivf-pq"), 50_000, "ivf-pq"),
         (AnnParams(kind="ivf-sq8"), 50_000, "ivf-sq8"),
         (AnnParams(kind="ivf-pq"), 9_999, "flat"),  # too few rows to train: exact
         (AnnParams(kind="hnsw"), 10, "hnsw"),
