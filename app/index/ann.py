@@ -17,7 +17,7 @@ the live row count (`AnnParams.kind_for`), or `PCCLIP_INDEX_KIND` when that is n
   product-quantization codes (D/8 bytes a vector), the best `refine_k_factor`·k candidates
   re-ranked with an SQ8 copy of every vector (D bytes). Cheaper to scan, but on embeddings whose
   neighbours lie close together the 4-bit codes rank poorly: on the 1M tiny-mix set recall@10
-  was 0.58 / 0.80 / 0.92 with k_factor 16 / 64 / 256 (nprobe 16), against ivf-sq8's 0.96.
+  was 0.61 / 0.80 / 0.92 with k_factor 16 / 64 / 256 (nprobe 16), against ivf-sq8's 0.96.
 
 The compressed kinds must be trained: `build_index` trains them on a sample of
 `train_max` rows (random, seeded) of the rows being indexed, each time the store rebuilds its
