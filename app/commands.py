@@ -265,7 +265,7 @@ def index_rebuild(
         summary = rebuild_index(
             settings.index_dir,
             encoder,
-            params=AnnParams(exact_max=settings.index_exact_max, ef_search=settings.index_ef_search),
+            params=AnnParams.from_settings(settings),
             batch_size=batch_size,
             drop_missing=drop_missing,
         )

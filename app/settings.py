@@ -174,6 +174,18 @@ class Settings(BaseSettings):
         "unset = chosen by size, 128 · √(items / PCCLIP_INDEX_EXACT_MAX) within 128–512 (with the default "
         "exact_max: 128 at 200k items, 256 at 800k, 286 at 1M). See bench/search.py.",
     )
+    index_kind: Literal["auto", "flat", "hnsw", "ivf-sq8", "ivf-pq"] = Field(
+        "auto",
+        description="FAISS index kind: auto = by size (exact up to PCCLIP_INDEX_EXACT_MAX, HNSW up to 2M items, "
+        "then ivf-sq8: an inverted file over 8-bit scalar-quantized vectors, ~0.4 KB per 384-d item); or always "
+        "flat, hnsw, ivf-sq8 or ivf-pq (4-bit PQ re-ranked with SQ8). Compressed kinds are trained on a sample of "
+        "the items when the index is rebuilt at a snapshot, and stay exact below 10,000 items. See app/index/ann.py.",
+    )
+    index_nprobe: int = Field(
+        16,
+        ge=1,
+        description="Inverted lists scanned per query by a compressed (ivf-*) index (higher: better recall, slower).",
+    )
     index_snapshot_every: int = Field(
         10_000,
         ge=1,

@@ -1,36 +1,28 @@
-"""Search benchmark of the index store's FAISS choice: one JSON line of figures.
+"""Search benchmark of the index store's FAISS kinds, side by side: one JSON line of figures.
 
-    python bench/search.py --n 100000            # the index the store would build for N items
-    python bench/search.py --n 1000000 --ef-search 64,128,256,512
+    python bench/search.py --n 100000                    # random vectors, the kind the store picks
+    python bench/search.py --vectors real.npy --rows 1000000 --kinds flat,hnsw,ivf-sq8,ivf-pq
+    python bench/search.py --vectors mix.npy --rows 10000000 --kinds ivf-pq --work-dir /big/dir
 
-Data and queries are random unit vectors in `--dim` (512) dimensions — the hardest case for
-graph indexes (no low-dimensional structure; nearest neighbours are barely nearer than the
-rest). Ground truth is exact inner-product search (IndexFlatIP).
+Data: without `--vectors`, random unit vectors in `--dim` dimensions (the hardest case for
+every ANN index: no structure, nearest neighbours barely nearer than the rest). With
+`--vectors FILE` (an (N, D) float32 `.npy`, read as a memmap, never written), the first
+`--rows` rows are indexed and the `--queries` rows after them are the queries; rows are normalized
+chunk by chunk (`bench/make_vectors.py` writes such files). Ground truth: exact inner-product
+top-k by chunked brute force over the data.
 
-Figures: `p50_ms` / `p99_ms` — latency of single queries sent one at a time (as the server
-sends them); `qps` — queries per second of the same one-at-a-time loop; `recall_at_10` —
-share of the exact top 10 found in the approximate top 10; `exact_p50_ms` — single-query latency
-of exact search on the same data; `build_s` — time to add the N vectors; `memory_mb` — growth of
-the index (vectors, plus the graph of an HNSW); `rss_growth_mb` — growth of the process's
-resident memory while building it. With several `--ef-search` values
-the top-level figures are those of the smallest efSearch reaching `--target-recall`, and
-`sweep` lists all.
+Per kind (`--kinds`, default the store's kind for N; parameters `ann.AnnParams` defaults):
+`build_s` — train + add; `train_s`; `index_bytes` / `index_mb` — size of the index as
+written by `faiss.write_index` (codes, lists, graph); then per search setting (`--ef-search`
+for hnsw, `--nprobe` for the IVF kinds, default the store's) `p50_ms` / `p99_ms` — latency of
+single queries sent one at a time (as the server sends them), k = `--k`, on `--threads`
+OpenMP threads; `qps` of that loop; `recall_at_10` — share of the exact top k found.
+The top-level figures of a kind are those of its first setting reaching `--target-recall`.
 
-Measured on the 2-core development machine (shared with a training job, so absolute times are
-noisy; compare within a line):
-- 100k, exact (`--exact-max 200000`): p50 16.2 ms, p99 25.5 ms, recall 1.0, 195 MB.
-- 100k, HNSW M=32 efC=80 (build 344 s): recall@10 0.17 / 0.57 / 0.78 / 0.94 / 0.99 at
-  efSearch 90 / 512 / 1024 / 2048 / 4096, p50 1.3 / 6.0 / 10.2 / 18.2 / 28.7 ms, against exact
-  47.9 ms in the same run; 221 MB.
-- 1M, exact: p50 266 ms, p99 338 ms, recall 1.0, 1953 MB (FAISS scans with one thread per query).
-- 1M, HNSW M=16 efC=40 (build 299 s, a lighter graph than the store's default, built to fit
-  the time): recall@10 0.04 / 0.11 / 0.27 at efSearch 286 / 1024 / 4096, p50 2.6 / 8.8 /
-  35.2 ms, against exact 283 ms in the same run; 2091 MB.
-- 1M, HNSW M=32 efC=80 (the store's default; build 1183 s): recall@10 0.06 / 0.35 / 0.77 at
-  efSearch 286 / 2048 / 8192, p50 5.3 / 37.7 / 131.9 ms, against exact 356 ms; 2213 MB.
-On random 512-d vectors HNSW reaches recall 0.95 only at about 40 % of the exact cost at 100k,
-and far from it at 1M, so the issue's goal (1M, p50 ≤ 5 ms, recall ≥ 0.95) is not met on this
-data; see `app/index/ann.py`.
+Builds are resumable: each kind's index is checkpointed under `--work-dir` (`faiss.write_index`,
+atomically) after training and every `--checkpoint-every` added rows, with a JSON note of the
+rows added; a rerun with the same arguments resumes from the last checkpoint (tqdm shows the
+progress). Figures measured on this machine are in the README's performance section.
 """
 
 from __future__ import annotations
@@ -39,17 +31,23 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
+from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 import faiss
 import numpy as np
+from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.index import ann  # noqa: E402
 
+CHUNK = 100_000  # rows read, normalized and added at a time
 
-def unit_vectors(n: int, dim: int, rng: np.random.Generator, chunk: int = 100_000) -> np.ndarray:
+
+def unit_vectors(n: int, dim: int, rng: np.random.Generator, chunk: int = CHUNK) -> np.ndarray:
     out = np.empty((n, dim), dtype=np.float32)
     for start in range(0, n, chunk):
         x = rng.standard_normal((min(chunk, n - start), dim), dtype=np.float32)
@@ -57,18 +55,83 @@ def unit_vectors(n: int, dim: int, rng: np.random.Generator, chunk: int = 100_00
     return out
 
 
-def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+def unit_rows(data: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Rows [start, stop) of `data` as a fresh normalized float32 array (the source stays untouched)."""
+    rows = np.array(data[start:stop], dtype=np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows
 
 
-def index_mb(index: faiss.Index) -> float:
-    """Memory held by the index: the vectors, plus the graph for HNSW."""
-    if isinstance(index, faiss.IndexHNSW):
-        hnsw = index.hnsw
-        graph = hnsw.neighbors.size() * 4 + hnsw.levels.size() * 4 + hnsw.offsets.size() * 8
-        return (faiss.downcast_index(index.storage).codes.size() + graph) / 2**20
-    return faiss.downcast_index(index).codes.size() / 2**20
+def load_vectors(path: Path, n: int, queries: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first `n` rows of the file (a read-only memmap) and the `queries` rows after them (normalized)."""
+    loaded = np.load(path, mmap_mode="r")
+    if loaded.ndim != 2 or len(loaded) < n + queries:
+        raise SystemExit(f"{path} holds {loaded.shape} rows; need (N >= --n + --queries = {n + queries}, D)")
+    return loaded[:n], unit_rows(loaded, n, n + queries)
+
+
+def exact_top_k(data: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Exact inner-product top-k rows of every query, by brute force over chunks.  -> (Q, k)"""
+    best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    best_rows = np.zeros((len(queries), k), dtype=np.int64)
+    for start in tqdm(range(0, len(data), CHUNK), desc="exact", unit="chunk", leave=False):
+        chunk = unit_rows(data, start, start + CHUNK)  # (C, D)
+        scores = np.concatenate([best_scores, queries @ chunk.T], axis=1)  # (Q, k + C)
+        found = np.broadcast_to(start + np.arange(len(chunk)), (len(queries), len(chunk)))
+        rows = np.concatenate([best_rows, found], axis=1)
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        best_scores, best_rows = np.take_along_axis(scores, top, 1), np.take_along_axis(rows, top, 1)
+    order = np.argsort(-best_scores, axis=1, kind="stable")
+    return np.take_along_axis(best_rows, order, 1)
+
+
+def write_atomic(index: faiss.Index, path: Path, note: dict) -> None:
+    """`faiss.write_index` to a temporary file, then rename over `path`; then the JSON note."""
+    tmp = path.with_suffix(".tmp")
+    faiss.write_index(index, str(tmp))
+    os.replace(tmp, path)
+    path.with_suffix(".json").write_text(json.dumps(note))
+
+
+def build_resumable(kind: str, data: np.ndarray, params: ann.AnnParams, work: Path, every: int, tag: str) -> dict:
+    """Build (or resume) the index of `kind` over `data`, checkpointed under `work`.
+
+    Returns {"index", "build_s", "train_s", "path"}; times add up over resumed runs."""
+    path = work / f"{tag}-{kind}-{len(data)}.faiss"
+    note_path = path.with_suffix(".json")
+    note = json.loads(note_path.read_text()) if note_path.is_file() and path.is_file() else None
+    if note is not None:
+        index = faiss.read_index(str(path))
+        print(f"{kind}: resuming at {index.ntotal} of {len(data)} rows from {path}", file=sys.stderr)
+    else:
+        note = {"rows_added": 0, "train_s": 0.0, "build_s": 0.0}
+        index = ann.new_index(kind, data.shape[1], params, rows=len(data))  # type: ignore[arg-type]
+        if not index.is_trained:
+            start = time.perf_counter()
+            ann.train(index, unit_sample(data, params), params)
+            note["train_s"] = note["build_s"] = time.perf_counter() - start
+            write_atomic(index, path, note)
+    if index.ntotal != note["rows_added"]:
+        raise SystemExit(f"{path}: {index.ntotal} rows in the index, {note['rows_added']} in its note; delete both")
+    since = index.ntotal
+    with tqdm(total=len(data), initial=index.ntotal, desc=f"add {kind}", unit="row") as bar:
+        while index.ntotal < len(data):
+            start, stop = index.ntotal, min(index.ntotal + CHUNK, len(data))
+            began = time.perf_counter()
+            index.add(unit_rows(data, start, stop))
+            note["build_s"] += time.perf_counter() - began
+            bar.update(stop - start)
+            if index.ntotal - since >= every or index.ntotal == len(data):
+                note["rows_added"], since = index.ntotal, index.ntotal
+                write_atomic(index, path, note)
+    if not path.is_file():  # an empty data set
+        write_atomic(index, path, note)
+    return {"index": index, "build_s": note["build_s"], "train_s": note["train_s"], "path": path}
+
+
+def unit_sample(data: np.ndarray, params: ann.AnnParams) -> np.ndarray:
+    sample = ann.train_sample(data, params)
+    return sample / np.linalg.norm(sample, axis=1, keepdims=True)
 
 
 def one_at_a_time(search, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -85,73 +148,36 @@ def recall(found: np.ndarray, truth: np.ndarray, k: int) -> float:
     return float(np.mean([len(set(f[:k]) & set(t[:k])) / k for f, t in zip(found, truth, strict=True)]))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=100_000, help="Indexed vectors.")
-    parser.add_argument("--dim", type=int, default=512)
-    parser.add_argument("--queries", type=int, default=200, help="Queries timed one at a time.")
-    parser.add_argument("--exact-queries", type=int, default=20, help="Queries timed on the exact index.")
-    parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=2, help="FAISS (OpenMP) threads.")
-    parser.add_argument("--exact-max", type=int, default=ann.AnnParams().exact_max, help="The store's threshold.")
-    parser.add_argument("--m", type=int, default=ann.AnnParams().hnsw_m)
-    parser.add_argument("--ef-construction", type=int, default=ann.AnnParams().ef_construction)
-    parser.add_argument("--ef-search", default="", help="Comma-separated efSearch values; default: the store's.")
-    parser.add_argument("--target-recall", type=float, default=0.95)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--vectors", type=Path, help="An (N, D) .npy of real embeddings instead of random vectors.")
-    args = parser.parse_args()
+def settings_for(kind: str, args: argparse.Namespace, params: ann.AnnParams) -> list[ann.AnnParams]:
+    """The search settings to sweep for `kind` (efSearch for hnsw, nprobe for IVF kinds)."""
+    if kind == "hnsw" and args.ef_search:
+        return [replace(params, ef_search=int(e)) for e in args.ef_search.split(",")]
+    if kind in ann.COMPRESSED:
+        probes = [int(p) for p in args.nprobe.split(",") if p] or [params.nprobe]
+        factors = [int(f) for f in args.k_factor.split(",") if f] if kind == "ivf-pq" else []
+        factors = factors or [params.refine_k_factor]
+        return [replace(params, nprobe=p, refine_k_factor=f) for f in factors for p in probes]
+    return [params]
 
-    faiss.omp_set_num_threads(args.threads)
-    rng = np.random.default_rng(args.seed)
-    params = ann.AnnParams(exact_max=args.exact_max, hnsw_m=args.m, ef_construction=args.ef_construction)
 
-    # 1. Data, queries, exact ground truth (batched; exact single-query latency on a few)
-    if args.vectors is not None:
-        # Real embeddings: the last `--queries` rows are the queries, the first N the data.
-        loaded = np.load(args.vectors, mmap_mode="r")
-        if len(loaded) < args.n + args.queries:
-            parser.error(f"{args.vectors} holds {len(loaded)} rows; need --n + --queries = {args.n + args.queries}")
-        rows = np.asarray(loaded[: args.n + args.queries], dtype=np.float32)
-        rows /= np.linalg.norm(rows, axis=1, keepdims=True)
-        data, queries, args.dim = rows[: args.n], rows[args.n :], rows.shape[1]
-    else:
-        data = unit_vectors(args.n, args.dim, rng)
-        queries = unit_vectors(args.queries, args.dim, rng)
-    kind = params.kind_for(args.n)
-    before = rss_mb()
-    start = time.perf_counter()
-    exact = faiss.IndexFlatIP(args.dim)
-    exact.add(data)
-    exact_build_s, exact_mb = time.perf_counter() - start, rss_mb() - before
-    _, truth = exact.search(queries, args.k)
-    exact_queries = queries if kind == "flat" else queries[: args.exact_queries]
-    exact_found, exact_ms = one_at_a_time(lambda q: exact.search(q, args.k)[1], exact_queries)
+def setting_of(kind: str, index: faiss.Index, params: ann.AnnParams) -> dict:
+    if kind == "hnsw":
+        return {"ef_search": params.ef_search_for(index.ntotal)}
+    if kind == "ivf-pq":
+        return {"nprobe": params.nprobe, "k_factor": params.refine_k_factor}
+    return {"nprobe": params.nprobe} if kind == "ivf-sq8" else {}
 
-    # 2. Build the index the store would build for N items (the exact one is that index for small N)
-    if kind == "flat":
-        index, build_s, memory_mb = exact, exact_build_s, exact_mb
-    else:
-        del exact
-        before = rss_mb()
-        start = time.perf_counter()
-        index = ann.new_index(kind, args.dim, params)
-        index.add(data)
-        build_s = time.perf_counter() - start
-        memory_mb = rss_mb() - before
 
-    # 3. Time single queries at each efSearch
-    efs = [int(e) for e in args.ef_search.split(",") if e] or [params.ef_search_for(args.n)]
+def measure_kind(kind: str, data, queries, truth, args, params: ann.AnnParams, work: Path) -> dict:
+    """Build `kind` (resumably), then time its single-query search at each setting."""
+    built = build_resumable(kind, data, params, work, args.checkpoint_every, args.tag)
+    index = built["index"]
     sweep = []
-    for ef in efs if kind == "hnsw" else [None]:
-        if ef is None:
-            found, ms = exact_found, exact_ms
-        else:
-            sp = faiss.SearchParametersHNSW(efSearch=max(ef, args.k))
-            found, ms = one_at_a_time(lambda q, sp=sp: index.search(q, args.k, params=sp)[1], queries)
+    for setting in settings_for(kind, args, params):
+        found, ms = one_at_a_time(lambda q, s=setting: ann.search(index, q[0], args.k, s)[1][None], queries)
         sweep.append(
             {
-                "ef_search": ef,
+                **setting_of(kind, index, setting),
                 "p50_ms": round(float(np.percentile(ms, 50)), 3),
                 "p99_ms": round(float(np.percentile(ms, 99)), 3),
                 "qps": round(1000 / float(np.mean(ms)), 1),
@@ -159,21 +185,77 @@ def main() -> None:
             }
         )
     best = next((s for s in sweep if s["recall_at_10"] >= args.target_recall), sweep[-1])
+    size = built["path"].stat().st_size
+    line = {"kind": kind, "index": describe(kind, index, params), **best, "build_s": round(built["build_s"], 1)}
+    line |= {"train_s": round(built["train_s"], 1), "index_bytes": size, "index_mb": round(size / 2**20, 1)}
+    return line | ({"sweep": sweep} if len(sweep) > 1 else {})
+
+
+def describe(kind: str, index: faiss.Index, params: ann.AnnParams) -> str:
+    if kind == "hnsw":
+        return f"HNSW{params.hnsw_m},Flat(efC={params.ef_construction})"
+    if kind in ann.COMPRESSED:
+        return ann.factory_string(kind, index.d, index.ntotal, params)  # type: ignore[arg-type]
+    return "Flat"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", "--rows", dest="n", type=int, default=100_000, help="Indexed vectors.")
+    parser.add_argument("--dim", type=int, default=512, help="Dimension of random vectors.")
+    parser.add_argument("--vectors", type=Path, help="An (N, D) .npy of real embeddings instead of random vectors.")
+    parser.add_argument("--kinds", default="", help=f"Comma-separated kinds of {ann.KINDS}; default: the store's.")
+    parser.add_argument("--queries", type=int, default=200, help="Queries timed one at a time.")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2, help="FAISS (OpenMP) threads.")
+    parser.add_argument("--exact-max", type=int, default=ann.AnnParams().exact_max, help="The store's threshold.")
+    parser.add_argument("--m", type=int, default=ann.AnnParams().hnsw_m)
+    parser.add_argument("--ef-construction", type=int, default=ann.AnnParams().ef_construction)
+    parser.add_argument("--ef-search", default="", help="Comma-separated efSearch values; default: the store's.")
+    parser.add_argument("--nprobe", default="", help="Comma-separated nprobe values; default: the store's.")
+    parser.add_argument("--k-factor", default="", help="Comma-separated ivf-pq re-ranking factors.")
+    parser.add_argument("--target-recall", type=float, default=0.95)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work-dir", type=Path, help="Where index checkpoints live (default: a temporary folder).")
+    parser.add_argument("--checkpoint-every", type=int, default=1_000_000, help="Rows added between checkpoints.")
+    parser.add_argument("--tag", default="", help="Checkpoint name prefix (default: the data's name).")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    faiss.omp_set_num_threads(args.threads)
+    params = ann.AnnParams(exact_max=args.exact_max, hnsw_m=args.m, ef_construction=args.ef_construction)
+    kinds = [kind for kind in args.kinds.split(",") if kind] or [params.kind_for(args.n)]
+    if unknown := set(kinds) - set(ann.KINDS):
+        raise SystemExit(f"unknown kinds {sorted(unknown)}; valid kinds: {', '.join(ann.KINDS)}")
+
+    # 1. Data, queries, exact ground truth (chunked brute force)
+    if args.vectors is not None:
+        data, queries = load_vectors(args.vectors, args.n, args.queries)
+        args.tag = args.tag or args.vectors.stem
+    else:
+        rng = np.random.default_rng(args.seed)
+        data, queries = unit_vectors(args.n, args.dim, rng), unit_vectors(args.queries, args.dim, rng)
+        args.tag = args.tag or f"random{args.dim}-seed{args.seed}"
+    truth = exact_top_k(data, queries, args.k)
+
+    # 2. Build each kind (resumably) and time its single queries, one kind at a time
+    with nullcontext(args.work_dir) if args.work_dir else tempfile.TemporaryDirectory() as work:
+        Path(work).mkdir(parents=True, exist_ok=True)
+        results = []
+        for kind in kinds:
+            results.append(measure_kind(kind, data, queries, truth, args, params, Path(work)))
+            print(json.dumps(results[-1]), file=sys.stderr)  # each kind's figures as soon as they are known
     line = {
         "n": args.n,
-        "dim": args.dim,
+        "dim": data.shape[1],
         "data": str(args.vectors) if args.vectors is not None else "random",
-        "index": kind if kind == "flat" else f"hnsw(M={args.m},efC={args.ef_construction},efS={best['ef_search']})",
-        **{key: best[key] for key in ("p50_ms", "p99_ms", "qps", "recall_at_10")},
-        "exact_p50_ms": round(float(np.percentile(exact_ms, 50)), 3),
-        "build_s": round(build_s, 2),
-        "memory_mb": round(index_mb(index), 1),
-        "rss_growth_mb": round(memory_mb, 1),
         "threads": args.threads,
-        "queries": args.queries,
+        "queries": len(queries),
+        "k": args.k,
+        "kinds": results,
     }
-    if len(sweep) > 1:
-        line["sweep"] = sweep
     print(json.dumps(line))
 
 

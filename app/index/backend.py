@@ -145,7 +145,7 @@ def open_backend(settings: Settings, *, fingerprint: str, embed_dim: int, spec: 
         settings.index_dir,
         fingerprint=fingerprint,
         embed_dim=embed_dim,
-        params=AnnParams(exact_max=settings.index_exact_max, ef_search=settings.index_ef_search),
+        params=AnnParams.from_settings(settings),
         snapshot_every=settings.index_snapshot_every,
         spec=spec,
     )

@@ -63,14 +63,17 @@ class RowTable:
         metadata: Sequence[Any],
         sources: Sequence[str | None],
         withheld: Mapping[int, str] | None = None,
+        indexed: bool = False,
     ) -> None:
-        """Append rows (a snapshot segment). `vectors` (R, D): None when the index already holds
-        them (a loaded HNSW graph). `withheld`: the rows (0-based in these) known to break the
-        metadata rules, with the problem, every other row known to keep them; None: check each.
+        """Append rows (a snapshot segment). `indexed`: the index already holds them (a loaded
+        graph or trained index); `vectors` (R, D) are then None when it keeps them as floats
+        (`holds_vectors`), else they fill the table's own array only. `withheld`: the rows
+        (0-based in these) known to break the metadata rules, with the problem, every other row
+        known to keep them; None: check each.
         `ValueError` for rows that do not fit (a damaged snapshot: the caller discards the table)."""
         start = len(self.ids)
         if vectors is not None:
-            self._add_vectors(np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim))
+            self._add_vectors(np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim), to_index=not indexed)
         if self.index.ntotal != start + len(ids):
             raise ValueError(f"{self.index.ntotal} vectors in the index for {start + len(ids)} rows")
         self.ids.extend(ids)
@@ -126,9 +129,13 @@ class RowTable:
         """A new table of the live rows alone, over a new index of the kind their number calls
         for (built from a copy: the caller swaps it in while this one keeps serving)."""
         live = sorted(self.row.values())
-        table = RowTable(self.dim, self.params, ann.new_index(self.params.kind_for(len(live)), self.dim, self.params))
+        vectors = self.vectors[live]  # (L, D) copy
+        index = ann.new_index(self.params.kind_for(len(live)), self.dim, self.params, rows=len(live))
+        if live:
+            ann.train(index, vectors, self.params)  # a compressed kind learns its codes from a sample
+        table = RowTable(self.dim, self.params, index)
         table.append(
-            self.vectors[live],  # (L, D) copy
+            vectors,
             [self.ids[r] for r in live],
             [self.metadata[r] for r in live],
             [self.sources[r] for r in live],
@@ -136,11 +143,17 @@ class RowTable:
         )
         return table
 
-    def _add_vectors(self, vectors: np.ndarray) -> None:
-        """Add (R, D) vectors to the index (and the own array, without flat storage); FAISS may
-        move its storage, so the view is taken again."""
-        n = self.index.ntotal
-        self.index.add(vectors)
+    @property
+    def holds_vectors(self) -> bool:
+        """Whether the index keeps the rows' float vectors itself (flat, HNSW-flat)."""
+        return self._storage is not None
+
+    def _add_vectors(self, vectors: np.ndarray, to_index: bool = True) -> None:
+        """Add (R, D) vectors to the index (unless it holds them already) and to the own array
+        (without flat storage); FAISS may move its storage, so the view is taken again."""
+        n = len(self.vectors)
+        if to_index:
+            self.index.add(vectors)
         if self._storage is None:
             if n + len(vectors) > len(self._own):
                 grown = np.zeros((max(16, 2 * (n + len(vectors))), self.dim), dtype=np.float32)
@@ -152,7 +165,7 @@ class RowTable:
     def _view(self) -> np.ndarray:
         n = self.index.ntotal
         if self._storage is None:
-            return self._own[:n]
+            return self._own[: min(n, len(self._own))]
         if n == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         return faiss.rev_swig_ptr(self._storage.get_xb(), n * self.dim).reshape(n, self.dim)

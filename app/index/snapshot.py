@@ -230,7 +230,7 @@ def write_snapshot(directory: Path, table: RowTable, committed: Manifest, seq: i
             base, digests = write_segment(directory, rows, seq, taken)
             written += [base.vectors, base.items]
             segments: dict[str, Any] = {"base": base, "ann": None, "deltas": (), "sha256": digests}
-            if table.kind == "hnsw":
+            if table.kind != "flat":  # a graph, or a trained compressed index
                 graph, digest = write_graph(directory, table.index, seq, taken)
                 written.append(graph)
                 segments["ann"], digests[graph] = graph, digest

@@ -188,10 +188,12 @@ class IndexStore:
         graph = snapshot.read_graph(self.directory, manifest.ann) if manifest.ann else None
         table = RowTable(self.embed_dim, self.params, graph)
         for i, segment in enumerate(manifest.segments):
-            rows = snapshot.read_segment(self.directory, segment, self.embed_dim, vectors=graph is None or i > 0)
+            indexed = graph is not None and i == 0  # the graph holds the base's rows
+            vectors = not (indexed and table.holds_vectors)
+            rows = snapshot.read_segment(self.directory, segment, self.embed_dim, vectors=vectors)
             try:
                 table.kill(rows.dead)
-                table.append(rows.vectors, rows.ids, rows.metadata, rows.sources, rows.withheld)
+                table.append(rows.vectors, rows.ids, rows.metadata, rows.sources, rows.withheld, indexed=indexed)
             except (ValueError, IndexError) as error:
                 raise snapshot.corrupt(self.directory / segment.items, f"does not fit the index ({error})") from None
             if i == 0:

@@ -363,3 +363,19 @@ def test_a_later_snapshot_writes_only_what_changed_and_reopens_to_the_same_items
         assert not any((tmp_path / name).exists() for name in first["sha256"])  # what it replaced is gone
     with open_store(tmp_path, params=AnnParams(exact_max=exact_max)) as again:
         assert len(again) == len(served) + 30
+@pytest.mark.parametrize("kind", ["ivf-sq8", "ivf-pq"])
+def test_a_compressed_kind_is_trained_at_the_snapshot_and_reloaded(tmp_path, rng, kind):
+    vectors = unit(rng, 600)
+    params = AnnParams(kind=kind, train_min=500, train_max=400, nlist_max=8, nprobe=8, refine_k_factor=40)
+    with open_store(tmp_path, params=params) as store:
+        store.put([NewItem(f"x{i}", vectors[i]) for i in range(300)])
+        store.snapshot()
+        assert store.describe()["index_type"] == "flat"  # too few rows to train
+        store.put([NewItem(f"x{i}", vectors[i]) for i in range(300, 600)])
+        store.snapshot()  # rebuilt: trained on a 400-row sample, every row added
+        assert store.describe()["index_type"] == kind
+        store.put([NewItem("late", vectors[0])])  # added to the trained index
+    with open_store(tmp_path, params=params) as store:  # the trained index is reloaded
+        assert store.describe()["index_type"] == kind and len(store) == 601
+        assert sum(store.search(vectors[i], 1)[0].id == f"x{i}" for i in range(1, 200)) >= 190
+        assert {h.id for h in store.search(vectors[0], 2)} == {"x0", "late"}
