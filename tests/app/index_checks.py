@@ -5,6 +5,7 @@ again. Each fails on a wrong answer."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import numpy as np
@@ -14,6 +15,23 @@ from app.errors import InvalidInput, NotFound
 from app.index import IndexMismatch, NewItem
 
 DIM = 8
+BACKENDS = ["faiss", "milvus"]
+_collections = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def milvus_lite(tmp_path_factory):
+    """One Milvus Lite file for a module (opening one is slow); each test takes its own collection."""
+    pytest.importorskip("pymilvus", reason="the milvus extra: pip install 'pcclip[milvus]'")
+    return tmp_path_factory.mktemp("milvus") / "lite.db"
+
+
+def backend_settings(request) -> dict:
+    """The settings that choose `request.param` (a name of `BACKENDS`): Milvus on the module's file."""
+    if request.param == "faiss":
+        return {"index_backend": "faiss"}
+    uri = request.getfixturevalue("milvus_lite")
+    return {"index_backend": "milvus", "milvus_uri": str(uri), "milvus_collection": f"c{next(_collections)}"}
 
 
 def unit(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -5,35 +5,21 @@ and test_index_milvus.py."""
 
 from __future__ import annotations
 
-import itertools
-
 import index_checks
 import numpy as np
 import pytest
 from apptools import make_settings
-from index_checks import DIM
+from index_checks import BACKENDS, DIM, backend_settings, milvus_lite  # noqa: F401 — a fixture
 
 from app.index import open_backend
 
 FINGERPRINT = "f" * 64
-_collections = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def lite(tmp_path_factory):
-    """One Milvus Lite file for the module (opening one is slow)."""
-    pytest.importorskip("pymilvus", reason="the milvus extra: pip install 'pcclip[milvus]'")
-    return tmp_path_factory.mktemp("milvus") / "lite.db"
-
-
-@pytest.fixture(params=["faiss", "milvus"])
+@pytest.fixture(params=BACKENDS)
 def open_index(request, tmp_path):
     """open_index(fingerprint=..., embed_dim=...) → the backend opened on this test's one place."""
-    settings = {"index_dir": tmp_path / "index", "index_backend": request.param}
-    if request.param == "milvus":
-        lite = request.getfixturevalue("lite")
-        settings |= {"milvus_uri": str(lite), "milvus_collection": f"c{next(_collections)}"}
-    settings = make_settings(**settings)
+    settings = make_settings(index_dir=tmp_path / "index", **backend_settings(request))
 
     def opened(fingerprint=FINGERPRINT, embed_dim=DIM):
         return open_backend(settings, fingerprint=fingerprint, embed_dim=embed_dim, spec="tiny")

@@ -4,10 +4,9 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 from apptools import b64, shape
+from index_checks import BACKENDS, backend_settings, milvus_lite  # noqa: F401 — a fixture
 
 ITEMS = {
     "red-circle": ("red", "circle", {"colour": "red", "year": 2020, "tags": "warm"}),
@@ -15,23 +14,12 @@ ITEMS = {
     "blue-square": ("blue", "square", {"colour": "blue", "year": 2021.0}),
     "green-tri": ("green", "triangle", {"colour": "green", "year": "2019"}),
 }
-_collections = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def lite(tmp_path_factory):
-    pytest.importorskip("pymilvus", reason="the milvus extra: pip install 'pcclip[milvus]'")
-    return tmp_path_factory.mktemp("milvus-api") / "lite.db"
-
-
-@pytest.fixture(params=["faiss", "milvus"])
+@pytest.fixture(params=BACKENDS)
 def client(request, make_client):
     """A started app on this backend, holding `ITEMS`."""
-    settings = {"index_backend": request.param}
-    if request.param == "milvus":
-        lite = request.getfixturevalue("lite")
-        settings |= {"milvus_uri": str(lite), "milvus_collection": f"api{next(_collections)}"}
-    client = make_client(**settings)
+    client = make_client(**backend_settings(request))
     body = {
         "items": [
             {"id": name, "image": b64(shape(colour, kind)), "metadata": metadata}
@@ -54,7 +42,7 @@ def test_index_reports_its_backend(client, request):
     backend = request.node.callspec.params["client"]
     assert info["backend"] == backend and info["size"] == len(ITEMS)
     if backend == "milvus":  # what only FAISS can report is null, never a 500
-        assert info["deleted_rows"] is None and info["wal_records"] is None and info["collection"].startswith("api")
+        assert info["deleted_rows"] is None and info["wal_records"] is None and info["collection"].startswith("c")
     else:
         assert info["deleted_rows"] == 0 and info["collection"] is None
 
