@@ -245,6 +245,13 @@ def index_build(
     typer.echo(f"index {settings.index_dir}: {summary.line()}")
 
 
+MILVUS_REBUILD = (
+    "re-embeds a FAISS index folder (PCCLIP_INDEX_BACKEND=faiss); it does not rebuild a Milvus collection. "
+    "For a new model, point PCCLIP_MILVUS_COLLECTION at a new collection and index the images into it again "
+    "(`pcclip index build SOURCE`)."
+)
+
+
 @index_app.command("rebuild")
 def index_rebuild(
     index_dir: Annotated[Path | None, typer.Option(help="The index folder; default PCCLIP_INDEX_DIR.")] = None,
@@ -260,6 +267,9 @@ def index_rebuild(
     from models import create_model
 
     settings = build_settings(model=model, device=device, index_dir=index_dir)
+    if settings.index_backend != "faiss":
+        typer.echo(f"index rebuild: {MILVUS_REBUILD}", err=True)
+        raise typer.Exit(1)
     encoder = create_model(settings.model, device=settings.device)
     with _index_errors("index rebuild"):
         summary = rebuild_index(

@@ -144,9 +144,9 @@ class Settings(BaseSettings):
     index_dir: Path = Field(Path("data/index"), description="Folder holding the search index (the `faiss` backend).")
     index_sources_dir: Path | None = Field(
         None,
-        description="Folder of the source images of indexed items (content-addressed files read by "
-        "`pcclip index rebuild`) for the `milvus` backend; share it between replicas. Unset = `sources` in "
-        "PCCLIP_INDEX_DIR.",
+        description="Folder of the source images of indexed items (content-addressed files, served by "
+        "`GET /index/items/{id}/image` and kept for re-embedding) for the `milvus` backend; share it between "
+        "replicas. Unset = `sources` in PCCLIP_INDEX_DIR.",
     )
     milvus_uri: str = Field(
         "data/milvus.db",

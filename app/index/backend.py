@@ -2,9 +2,9 @@
 
 A backend stores embeddings (unit vectors of one model) under string ids with JSON metadata and
 the image each was embedded from, and answers nearest-neighbour searches by cosine similarity.
-`app.index.store.IndexStore` (FAISS, embedded, durable by WAL + snapshots) is the default; a
-second backend implements `IndexBackend` and is chosen in `open_backend`, nowhere else: routes
-and services see only this interface.
+`app.index.store.IndexStore` (FAISS, embedded, durable by WAL + snapshots) is the default;
+`app.index.milvus.MilvusIndex` (a Milvus collection) the other. `open_backend` chooses between
+them from the settings, nowhere else: routes and services see only this interface.
 
 Contract every backend keeps:
 - `put` passes its items through `app.index.validation.checked` (a no-op for items the service
@@ -12,11 +12,12 @@ Contract every backend keeps:
   wrong size, zero or not finite); it returns once the write is durable and searchable.
 - Reads of missing ids raise `NotFound`; stored metadata that breaks the metadata rules is
   served as `{}` with `metadata_problem`, never as a failure.
-- `search` returns at most `k` hits, best first; `filter` keeps items whose metadata has each
-  key with exactly that value; `exclude` ids are never returned; hits scoring below
-  `min_score` are left out.
-- `describe()` holds at least `backend`, `size`, `fingerprint`, `embed_dim`, `index_type`,
-  `exact`, `deleted_rows`, `wal_records`, `metadata_problems` (see `app.schemas.index.IndexInfo`).
+- `search` returns at most `k` hits, best first; `filter` (a `app.index.filters.Filter`, or a
+  raw filter, parsed with `as_filter`) keeps the items it matches; `exclude` ids are never
+  returned; hits scoring below `min_score` are left out.
+- `describe()` holds at least `backend`, `size`, `fingerprint`, `embed_dim`, `index_type` and
+  `exact`; what else a backend can report (`deleted_rows`, `wal_records`, ...) is optional
+  (see `app.schemas.index.IndexInfo`).
 - Opening refuses an index made by another model with `IndexMismatch` (see `check_stamp`).
 """
 
@@ -33,6 +34,7 @@ import numpy as np
 from app.errors import NotReady
 
 if TYPE_CHECKING:
+    from app.index.filters import Filter
     from app.settings import Settings
 
 
@@ -115,7 +117,7 @@ class IndexBackend(Protocol):
         query: np.ndarray,
         k: int,
         *,
-        filter: Mapping[str, Any] | None = None,
+        filter: Filter | Mapping[str, Any] | None = None,
         exclude: Sequence[str] = (),
         min_score: float | None = None,
     ) -> list[Hit]:
@@ -132,12 +134,24 @@ class IndexBackend(Protocol):
 
 
 def open_backend(settings: Settings, *, fingerprint: str, embed_dim: int, spec: str | None = None) -> IndexBackend:
-    """Open (or create) the index the settings name, for the model with `fingerprint`.
+    """Open (or create) the index the settings name (`PCCLIP_INDEX_BACKEND`), for the model with `fingerprint`.
 
-    Raises `IndexMismatch` (another model's index: the message says how to rebuild it for the
-    model `spec`), `IndexBusy`, `IndexCorrupt`. The FAISS store at `settings.index_dir` is the
-    one backend so far; another is chosen here from the settings.
+    Raises `IndexMismatch` (another model's index: the message says what to do for the model
+    `spec`), `IndexBusy`, `IndexCorrupt`, `NotReady` (Milvus unreachable, or pymilvus absent).
     """
+    if settings.index_backend == "milvus":
+        from app.index.milvus import MilvusIndex
+
+        token = settings.milvus_token.get_secret_value() if settings.milvus_token else None
+        return MilvusIndex.open(
+            settings.milvus_uri,
+            token=token,
+            collection=settings.milvus_collection,
+            fingerprint=fingerprint,
+            embed_dim=embed_dim,
+            spec=spec,
+            sources_dir=settings.sources_dir,
+        )
     from app.index.ann import AnnParams
     from app.index.store import IndexStore
 
@@ -151,16 +165,27 @@ def open_backend(settings: Settings, *, fingerprint: str, embed_dim: int, spec: 
     )
 
 
-def check_stamp(where: str, stamp: tuple[str, int], fingerprint: str, embed_dim: int | None, spec: str | None) -> None:
+def check_stamp(
+    where: str,
+    stamp: tuple[str, int],
+    fingerprint: str,
+    embed_dim: int | None,
+    spec: str | None,
+    remedy: str | None = None,
+) -> None:
     """`IndexMismatch` unless the index at `where`, stamped (fingerprint, embed dim), was made
-    by the model with `fingerprint` (and `embed_dim`, when given); the message says what to run."""
+    by the model with `fingerprint` (and `embed_dim`, when given); the message says what to do:
+    `remedy`, or by default the `pcclip index rebuild` command for the folder `where`."""
     built_by, built_dim = stamp
     if built_by == fingerprint and (embed_dim is None or built_dim == embed_dim):
         return
-    rebuild = shlex.join(["pcclip", "index", "rebuild", "--index-dir", where, "--model", spec or "SPEC"])
+    if remedy is None:
+        rebuild = shlex.join(["pcclip", "index", "rebuild", "--index-dir", where, "--model", spec or "SPEC"])
+        remedy = (
+            f"To re-embed it with this model, run `{rebuild}` (while no process has the folder open), then "
+            "restart what refused it; or point PCCLIP_INDEX_DIR at another folder."
+        )
     raise IndexMismatch(
         f"index {where} was built by model {built_by[:12]} (embed dim {built_dim}); the served model is "
-        f"{spec or 'another'} ({fingerprint[:12]}, embed dim {embed_dim}). To re-embed it with this model, run "
-        f"`{rebuild}` (while no process has the folder open), then restart what refused it; or point "
-        "PCCLIP_INDEX_DIR at another folder."
+        f"{spec or 'another'} ({fingerprint[:12]}, embed dim {embed_dim}). {remedy}"
     )

@@ -27,6 +27,7 @@ meaning (see its docstring for the one difference of Milvus Lite).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -100,6 +101,11 @@ def parse_filter(raw: Any, where: str = "filter") -> Filter:
     return Filter(_parse_level(raw, where, 1, budget))
 
 
+def as_filter(filter: Filter | Mapping[str, Any] | None) -> Filter | None:
+    """A backend's `filter` argument as a `Filter`: parsed when raw, None for none."""
+    return parse_filter(filter) if filter is not None and not isinstance(filter, Filter) else filter
+
+
 def _spend(budget: list[int], n: int, where: str) -> None:
     budget[0] -= n
     if budget[0] < 0:
@@ -170,7 +176,7 @@ def _scalar(value: Any, where: str, op: str) -> Scalar:
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise InvalidInput(f"{where}: {op}: numbers must be finite")
+            raise InvalidInput(f"{where}: {op}: numbers must be finite, not {json.dumps(value)}")
         return value
     raise InvalidInput(f"{where}: {op} compares with a string, number, boolean or null, not {_kind(value)}")
 

@@ -23,9 +23,7 @@ can make it stale). pymilvus is imported only here: `pip install 'pcclip[milvus]
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,11 +32,11 @@ from typing import Any
 import numpy as np
 
 from app.errors import InvalidInput, NotFound, NotReady
-from app.index.backend import Hit, IndexMismatch, Item, NewItem, PutResult
-from app.index.filters import Filter, milvus_string, parse_filter, to_milvus_expr
-from app.index.metadata import check_metadata, metadata_problem
-from app.index.validation import MAX_ID_CHARS, check_id
-from common.files import fsync_dir, write_atomic
+from app.index.backend import Hit, Item, NewItem, PutResult, check_stamp
+from app.index.blobs import SourceFiles
+from app.index.filters import Filter, as_filter, milvus_string, to_milvus_expr
+from app.index.metadata import metadata_problem
+from app.index.validation import MAX_ID_CHARS, check_id, checked, unit_vector
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +47,10 @@ WRITE_BATCH = 512  # rows per upsert request (a request stays far below gRPC's 6
 READ_BATCH = 1000  # rows per query request (items, vectors)
 HNSW = {"M": 16, "efConstruction": 200}
 OUTPUT = ["id", "vector", "metadata", "source"]
+MISMATCH_REMEDY = (
+    "To serve this model, point PCCLIP_MILVUS_COLLECTION at another collection and index the images into it "
+    "again (the source images stay in PCCLIP_INDEX_SOURCES_DIR); or serve the model that built this one."
+)
 
 
 def _pymilvus() -> Any:
@@ -78,6 +80,7 @@ class MilvusIndex:
         self.fingerprint = fingerprint
         self.embed_dim = embed_dim
         self.sources_dir = sources_dir
+        self._sources = SourceFiles(sources_dir)
         self._closed = False
 
     # --- opening ---------------------------------------------------------------------------
@@ -117,7 +120,8 @@ class MilvusIndex:
                     _create(pymilvus, client, collection, fingerprint, embed_dim)
                 stamp = _read_stamp(client, collection, where)
                 client.load_collection(collection)  # a reopened collection is released until loaded
-            _check_stamp(where, stamp, fingerprint, embed_dim, spec)
+            if fingerprint is not None:
+                check_stamp(where, stamp, fingerprint, embed_dim, spec, MISMATCH_REMEDY)
         except BaseException:
             client.close()
             raise
@@ -132,15 +136,13 @@ class MilvusIndex:
     def put(self, items: Sequence[NewItem]) -> PutResult:
         """Add or replace items (upsert); returns once Milvus acknowledged them."""
         self._check_open()
-        seen: set[str] = set()
-        for i, item in enumerate(items):
-            check_id(item.id, f"items[{i}].id")
-            check_metadata(item.metadata, f"items[{i}].metadata")
-            if item.id in seen:
-                raise InvalidInput(f"items[{i}].id: {item.id!r} appears twice in the request")
-            seen.add(item.id)
-        vectors = [self._unit(item.vector, f"items[{i}]") for i, item in enumerate(items)]
-        sources = self._store_sources([item.source for item in items])
+        items = checked(items)
+        vectors = [unit_vector(item.vector, self.embed_dim, f"items[{i}]") for i, item in enumerate(items)]
+        try:
+            sources = self._sources.store([item.source for item in items])
+        except OSError as error:
+            where = f"{self._where}: a source image could not be stored in {self.sources_dir}"
+            raise NotReady(f"{where} ({error})") from None
         for i, source in enumerate(sources):
             if source is not None and len(source) > MAX_SOURCE_CHARS:
                 raise InvalidInput(f"items[{i}].source: a path of {len(source)} characters; at most {MAX_SOURCE_CHARS}")
@@ -170,31 +172,6 @@ class MilvusIndex:
         with _errors(self._where, "delete"):
             for start in range(0, len(ids), READ_BATCH):
                 self._client.delete(self.collection, filter=_id_expr("in", ids[start : start + READ_BATCH]))
-
-    def _store_sources(self, sources: Sequence[bytes | Path | None]) -> list[str | None]:
-        """Write new source images to `sources_dir` (fsynced, one folder fsync); their references."""
-        refs: list[str | None] = []
-        written = False
-        try:
-            for source in sources:
-                if source is None:
-                    refs.append(None)
-                elif isinstance(source, Path):
-                    refs.append(f"path:{source.resolve()}")
-                else:
-                    digest = hashlib.sha256(source).hexdigest()
-                    path = self.sources_dir / digest
-                    if not path.exists():
-                        write_atomic(path, source, sync_dir=False)
-                        written = True
-                    refs.append(f"blob:{digest}")
-            if written:
-                fsync_dir(self.sources_dir)
-        except OSError as error:
-            raise NotReady(
-                f"{self._where}: a source image could not be stored in {self.sources_dir} ({error})"
-            ) from None
-        return refs
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -235,12 +212,7 @@ class MilvusIndex:
             iterator.close()
 
     def source_bytes(self, source: str) -> bytes:
-        kind, _, ref = source.partition(":")
-        if kind == "blob":
-            return (self.sources_dir / ref).read_bytes()
-        if kind == "path":
-            return Path(ref).read_bytes()
-        raise ValueError(f"unknown source {source!r}")
+        return self._sources.read(source)
 
     def search(
         self,
@@ -255,10 +227,9 @@ class MilvusIndex:
         (a `Filter`, or a raw one, parsed here), never those in `exclude`, none below `min_score`."""
         if not 1 <= k <= MAX_TOPK:
             raise InvalidInput(f"k: {k}; Milvus searches return 1 to {MAX_TOPK} hits")
-        q = self._unit(query, "query")
-        if filter is not None and not isinstance(filter, Filter):
-            filter = parse_filter(filter)
-        clauses = [to_milvus_expr(filter)] if filter else []
+        q = unit_vector(query, self.embed_dim, "query")
+        parsed = as_filter(filter)
+        clauses = [to_milvus_expr(parsed)] if parsed else []
         if exclude:
             clauses.append(_id_expr("not in", list(dict.fromkeys(exclude))))
         with _errors(self._where, "search"):
@@ -290,15 +261,6 @@ class MilvusIndex:
                 chunk = valid[start : start + READ_BATCH]
                 rows += self._client.query(self.collection, filter=_id_expr("in", chunk), output_fields=fields)
         return rows
-
-    def _unit(self, vector: np.ndarray, where: str) -> np.ndarray:
-        v = np.asarray(vector, dtype=np.float32).reshape(-1)
-        if v.shape[0] != self.embed_dim:
-            raise InvalidInput(f"{where}: embedding of size {v.shape[0]}; the index holds {self.embed_dim}")
-        norm = float(np.linalg.norm(v))
-        if not math.isfinite(norm) or norm < 1e-12:
-            raise InvalidInput(f"{where}: embedding is zero or not finite")
-        return v / norm
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -388,16 +350,3 @@ def _read_stamp(client: Any, collection: str, where: str) -> tuple[str, int]:
     if properties.get("pcclip.format") != FORMAT:
         raise NotReady(f"{where} has format {properties.get('pcclip.format')!r}; this server reads format {FORMAT}")
     return fingerprint, int(dim)
-
-
-def _check_stamp(
-    where: str, stamp: tuple[str, int], fingerprint: str | None, embed_dim: int | None, spec: str | None
-) -> None:
-    if fingerprint is None or (stamp[0] == fingerprint and (embed_dim is None or stamp[1] == embed_dim)):
-        return
-    raise IndexMismatch(
-        f"index {where} was built by model {stamp[0][:12]} (embed dim {stamp[1]}); the served model is "
-        f"{spec or 'another'} ({fingerprint[:12]}, embed dim {embed_dim}). To serve this model, point "
-        "PCCLIP_MILVUS_COLLECTION at another collection and index the images into it again (the source "
-        "images stay in PCCLIP_INDEX_SOURCES_DIR); or serve the model that built this one."
-    )

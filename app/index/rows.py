@@ -34,6 +34,10 @@ Matches = Callable[[Mapping[str, Any]], bool]  # a predicate over an item's (ser
 
 
 def posting_key(key: str, value: Any) -> tuple[str, str]:
+    """The postings key of `metadata[key] == value`: numbers by value (1.0 and 1 are one key, as
+    `app.index.filters` compares them), booleans apart from numbers, other values as JSON."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     return key, json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 

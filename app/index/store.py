@@ -54,6 +54,7 @@ from app.errors import NotFound, NotReady, StorageFull
 from app.index import ann, snapshot
 from app.index.backend import Hit, IndexBusy, IndexCorrupt, Item, NewItem, PutResult, check_stamp
 from app.index.blobs import SourceFiles
+from app.index.filters import Filter, as_filter
 from app.index.rows import RowTable
 from app.index.rwlock import RWLock
 from app.index.snapshot import Manifest
@@ -380,18 +381,20 @@ class IndexStore:
         query: np.ndarray,
         k: int,
         *,
-        filter: Mapping[str, Any] | None = None,
+        filter: Filter | Mapping[str, Any] | None = None,
         exclude: Sequence[str] = (),
         min_score: float | None = None,
     ) -> list[Hit]:
         """The `k` live items most similar to `query` (cosine), best first, scoring at least `min_score`.
 
-        `filter`: items whose metadata has each key with exactly that value. `exclude`: ids
-        never returned. (An operator language adds `matches=` for what postings cannot answer.)
+        `filter` (see `app.index.filters`): candidates are first the rows its equalities select
+        from the postings, then those it matches. `exclude`: ids never returned.
         """
         q = unit_vector(query, self.embed_dim, "query")
+        parsed = as_filter(filter)
+        equal, matches = (parsed.equalities(), parsed.matches) if parsed else (None, None)
         with self._rw.read():
-            return self._table.search(q, k, equal=filter, exclude=exclude, min_score=min_score)
+            return self._table.search(q, k, equal=equal, matches=matches, exclude=exclude, min_score=min_score)
 
     def describe(self) -> dict[str, Any]:
         with self._rw.read():

@@ -40,7 +40,7 @@ ItemIdPath = Annotated[str, Path(description=ID_DESCRIPTION, json_schema_extra=I
 
 @router.get("/index", response_model=IndexInfo, summary="Size, model fingerprint and kind of the index")
 async def describe(store: IndexDep) -> IndexInfo:
-    return service.describe(store)
+    return await service.describe(store)
 
 
 @router.post(

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from app.errors import InvalidInput
+from app.index.filters import MAX_FILTER_DEPTH, MAX_FILTER_TERMS
 from app.index.metadata import MAX_METADATA_BYTES, MAX_METADATA_DEPTH
 from app.index.validation import ID_PATTERN, MAX_ID_CHARS, check_id
 from app.schemas.common import ImageInput, RequestModel, ResponseModel, Text, exactly_one_of
@@ -90,18 +91,30 @@ class DeleteResponse(ResponseModel):
 
 
 class IndexInfo(ResponseModel):
-    backend: str = Field(description="The index backend that serves: `faiss` (embedded, in PCCLIP_INDEX_DIR).")
+    """What the serving backend reports; a field it cannot report is null."""
+
+    backend: str = Field(
+        description="The index backend that serves: `faiss` (embedded, in PCCLIP_INDEX_DIR) or `milvus` "
+        "(a Milvus collection, PCCLIP_MILVUS_URI)."
+    )
     size: int = Field(description="Items in the index.")
     fingerprint: str = Field(description="Fingerprint of the model whose embeddings the index holds.")
     embed_dim: int
     index_type: str = Field(description="`flat` (exact inner product) or `hnsw` (approximate).")
     exact: bool = Field(description="Searches are exact.")
-    ef_search: int | None = Field(None, description="HNSW search beam width (approximate indexes).")
-    deleted_rows: int = Field(description="Deleted or replaced rows awaiting compaction at the next snapshot.")
-    wal_records: int = Field(description="Writes in the write-ahead log since the last snapshot.")
-    metadata_problems: int = Field(
-        description="Items whose stored metadata breaks the metadata rules (see `metadata_problem` of an item)."
+    ef_search: int | None = Field(None, description="HNSW search beam width (FAISS approximate indexes).")
+    deleted_rows: int | None = Field(
+        None, description="Deleted or replaced rows awaiting compaction at the next snapshot (`faiss`)."
     )
+    wal_records: int | None = Field(
+        None, description="Writes in the write-ahead log since the last snapshot (`faiss`)."
+    )
+    metadata_problems: int | None = Field(
+        None,
+        description="Items whose stored metadata breaks the metadata rules (see `metadata_problem` of an item; "
+        "`faiss`: Milvus would have to read every item to count them).",
+    )
+    collection: str | None = Field(None, description="The Milvus collection (`milvus`).")
 
 
 # --- search --------------------------------------------------------------------------------
@@ -169,9 +182,19 @@ term is combined the same way; the two names say what the text means.
 request order; their sum is `score · ‖Σᵢ wᵢ v̂ᵢ‖`, so they show which term drew the hit.
 
 Items named by `id` terms are left out of the hits unless `include_query_items` is true.
-`filter` keeps items whose metadata has each given key with exactly the given value.
+`filter` keeps the items whose metadata it matches (see the `filter` field).
 `min_score` leaves out hits whose score is below it (so fewer than `k` may come back).
 """
+
+
+FILTER_DESCRIPTION = (
+    'Conditions on metadata keys (MongoDB\'s operators): `{"colour": "red"}` is plain equality; '
+    '`$eq $ne $gt $gte $lt $lte $in $nin` on a key (`{"year": {"$gte": 2020}}`), `$and`/`$or` over '
+    "lists of filters; several keys at one level must all hold. Values are strings, finite numbers, booleans "
+    "or null, compared only within a type; a missing key matches only `$ne` and `$nin`, and `null` matches a "
+    f"missing or null key. At most {MAX_FILTER_DEPTH} nested `$and`/`$or` levels and {MAX_FILTER_TERMS} "
+    "conditions and `$in`/`$nin`/`$and`/`$or` entries in all; a bad filter is a 422 naming its place."
+)
 
 
 class SearchRequest(RequestModel):
@@ -183,7 +206,12 @@ class SearchRequest(RequestModel):
     )
     filter: dict[str, Any] | None = Field(
         None,
-        description="Exact-match conditions on metadata keys, all of which must hold (the metadata rules apply).",
+        description=FILTER_DESCRIPTION,
+        examples=[
+            {"colour": "red"},
+            {"year": {"$gte": 2020, "$lt": 2024}, "tag": {"$in": ["a", "b"]}},
+            {"$or": [{"colour": "red"}, {"score": {"$gt": 0.5}}]},
+        ],
     )
     min_score: float | None = Field(
         None,
@@ -202,6 +230,15 @@ SEARCH_EXAMPLES = {
     "filtered": {
         "summary": "A text, filtered on metadata",
         "value": {"terms": [{"text": "a red square"}], "k": 5, "filter": {"colour": "red"}},
+    },
+    "operators": {
+        "summary": "A text, filtered with operators and a score cut-off",
+        "value": {
+            "terms": [{"text": "a red square"}],
+            "k": 5,
+            "filter": {"year": {"$gte": 2020}, "colour": {"$in": ["red", "orange"]}},
+            "min_score": 0.2,
+        },
     },
 }
 

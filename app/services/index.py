@@ -60,5 +60,6 @@ async def item_image(store: IndexBackend, item_id: str) -> tuple[bytes, str]:
     return data, media_type(data)
 
 
-def describe(store: IndexBackend) -> IndexInfo:
-    return IndexInfo.model_validate(store.describe())
+async def describe(store: IndexBackend) -> IndexInfo:
+    """What the backend reports (off the event loop: Milvus asks its server)."""
+    return IndexInfo.model_validate(await run_in_threadpool(store.describe))

@@ -11,8 +11,8 @@ from starlette.concurrency import run_in_threadpool
 
 from app.engine import Engine
 from app.errors import InvalidInput
-from app.index import IndexBackend, check_id
-from app.index.metadata import check_metadata
+from app.index import Hit, IndexBackend, check_id
+from app.index.filters import parse_filter
 from app.index.validation import unit_vector
 from app.schemas.index import SearchHit, SearchResponse, SearchTerm
 from app.services.embedding import nothing
@@ -76,9 +76,8 @@ async def search(
     include_query_items: bool = False,
 ) -> SearchResponse:
     """See `app.schemas.index.SEARCH_DESCRIPTION` for the combination rule."""
-    # 1. Check inputs (the number of terms and `k` are bounded by the schema)
-    if filter is not None:
-        check_metadata(filter, "filter")
+    # 1. Check inputs (the number of terms and `k` are bounded by the schema; the filter's size by parse_filter)
+    parsed = parse_filter(filter) if filter is not None else None
 
     # 2. Embed the terms and combine them into one query
     vectors = await term_vectors(embedder, store, terms)  # (T, D)
@@ -87,11 +86,16 @@ async def search(
 
     # 3. Search (off the event loop)
     exclude = [] if include_query_items else [t.id for t in terms if t.id is not None]
-    hits = await run_in_threadpool(store.search, query.numpy(), k, filter=filter, exclude=exclude, min_score=min_score)
+
+    def search_and_kind() -> tuple[list[Hit], str]:
+        hits = store.search(query.numpy(), k, filter=parsed, exclude=exclude, min_score=min_score)
+        return hits, store.describe()["index_type"]
+
+    hits, index_type = await run_in_threadpool(search_and_kind)
 
     # 4. Explain each hit by its terms
     if not hits:
-        return SearchResponse(hits=[], index_type=store.describe()["index_type"])
+        return SearchResponse(hits=[], index_type=index_type)
     hit_vectors = torch.from_numpy(np.stack([h.vector for h in hits]))  # (H, D)
     parts = contributions(vectors, weights, hit_vectors).tolist()  # (H, T)
     return SearchResponse(
@@ -105,5 +109,5 @@ async def search(
             )
             for j, h in enumerate(hits)
         ],
-        index_type=store.describe()["index_type"],
+        index_type=index_type,
     )

@@ -1,15 +1,37 @@
 """Behavioural checks of an index backend (the `IndexBackend` interface), written once for every
-backend: each takes an open, empty backend of embedding size `DIM` and fails on a wrong answer."""
+backend (run over each by tests/app/test_index_backends.py): the first kind takes an open, empty
+backend of embedding size `DIM`; the second (`open_index`) opens its one place itself, again and
+again. Each fails on a wrong answer."""
 
 from __future__ import annotations
+
+import itertools
+import threading
 
 import numpy as np
 import pytest
 
 from app.errors import InvalidInput, NotFound
-from app.index import NewItem
+from app.index import IndexMismatch, NewItem
 
 DIM = 8
+BACKENDS = ["faiss", "milvus"]
+_collections = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def milvus_lite(tmp_path_factory):
+    """One Milvus Lite file for a module (opening one is slow); each test takes its own collection."""
+    pytest.importorskip("pymilvus", reason="the milvus extra: pip install 'pcclip[milvus]'")
+    return tmp_path_factory.mktemp("milvus") / "lite.db"
+
+
+def backend_settings(request) -> dict:
+    """The settings that choose `request.param` (a name of `BACKENDS`): Milvus on the module's file."""
+    if request.param == "faiss":
+        return {"index_backend": "faiss"}
+    uri = request.getfixturevalue("milvus_lite")
+    return {"index_backend": "milvus", "milvus_uri": str(uri), "milvus_collection": f"c{next(_collections)}"}
 
 
 def unit(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -119,3 +141,75 @@ def check_every_filter_operator(index, rng):
     for filter, expected in OPERATOR_CASES:
         found = {h.id for h in index.search(vectors[0], 10, filter=filter)}
         assert found == expected, filter
+
+
+def check_numbers_are_equal_by_value(index, rng):
+    """1 and 1.0 are one value for every operator (FAISS's postings key them alike); True is not 1."""
+    vectors = unit(rng, 4)
+    stored = {"int": {"n": 2}, "float": {"n": 2.0}, "bool": {"n": True}, "str": {"n": "2"}}
+    index.put([NewItem(i, v, m) for (i, m), v in zip(stored.items(), vectors, strict=True)])
+    for filter in ({"n": 2}, {"n": 2.0}, {"n": {"$in": [2.0, "x"]}}, {"$and": [{"n": 2}, {"n": {"$gte": 1.5}}]}):
+        assert {h.id for h in index.search(vectors[0], 10, filter=filter)} == {"int", "float"}, filter
+    assert {h.id for h in index.search(vectors[0], 10, filter={"n": {"$ne": 2}})} == {"bool", "str"}
+
+
+# --- checks that open the backend's one place themselves: `open_index(**overrides)` -------------
+
+
+def check_writes_survive_close_and_reopen(open_index, rng):
+    vectors = unit(rng, 4)
+    with open_index() as index:
+        index.put([NewItem(f"i{i}", v, {"i": i}, b"img%d" % i) for i, v in enumerate(vectors)])
+        index.delete("i1")
+        index.put([NewItem("i2", vectors[3], {"i": 22}, b"new")])
+    with open_index() as index:
+        assert sorted(item.id for item in index.items()) == ["i0", "i2", "i3"]
+        item = index.get("i2")
+        assert item.metadata == {"i": 22} and index.source_bytes(item.source) == b"new"
+        np.testing.assert_allclose(item.vector, vectors[3], atol=1e-6)
+        assert [h.id for h in index.search(vectors[0], 1, filter={"i": {"$lt": 1}})] == ["i0"]
+
+
+def check_another_model_is_refused(open_index, rng):
+    open_index().close()
+    with pytest.raises(IndexMismatch, match=r"built by model ffffffffffff \(embed dim 8\); the served model is tiny"):
+        open_index(fingerprint="e" * 64)
+    with pytest.raises(IndexMismatch, match="embed dim 8.*embed dim 16"):
+        open_index(embed_dim=16)
+
+
+def check_concurrent_readers_and_writers(open_index, rng):
+    """Two writers and two readers at once: no call fails, a hit is always a whole item (its vector
+    and metadata those of one put), and every write is there at the end."""
+    vectors = unit(rng, 20)
+    failures: list[BaseException] = []
+
+    def guarded(work):
+        def run():
+            try:
+                work()
+            except BaseException as error:  # noqa: BLE001 — reported by the main thread
+                failures.append(error)
+
+        return threading.Thread(target=run)
+
+    with open_index() as index:
+
+        def writer(start):
+            for i in range(start, 20, 4):
+                index.put([NewItem(f"w{i}", vectors[i], {"i": i}), NewItem(f"w{i + 1}", vectors[i + 1], {"i": i + 1})])
+
+        def reader():
+            for i in range(12):
+                for hit in index.search(vectors[i], 5, filter={"i": {"$gte": 0}}):
+                    n = hit.metadata["i"]
+                    assert hit.id == f"w{n}", hit
+                    np.testing.assert_allclose(hit.vector, vectors[n], atol=1e-6)
+
+        threads = [guarded(lambda s=s: writer(s)) for s in (0, 2)] + [guarded(reader) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert not failures, failures
+        assert len(index) == 20 and {item.id for item in index.items()} == {f"w{i}" for i in range(20)}

@@ -106,6 +106,9 @@ def test_the_commands_are_wired(folder, tmp_path, encoder, monkeypatch):
     assert "2 added" not in result.output and "3 added, 0 already indexed, 1 failed" in result.output
     result = runner.invoke(index_app, ["rebuild", *args])
     assert result.exit_code == 0 and "re-embedded" in result.output and "3 added" in result.output
+    monkeypatch.setenv("PCCLIP_INDEX_BACKEND", "milvus")
+    result = runner.invoke(index_app, ["rebuild", *args])
+    assert result.exit_code == 1 and "does not rebuild a Milvus collection" in result.output
 
 
 def test_an_index_that_cannot_be_opened_is_a_message_with_a_command_that_works(folder, tmp_path, encoder):
