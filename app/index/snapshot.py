@@ -27,18 +27,17 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import faiss
 import numpy as np
 
 from app.errors import NotReady
+from app.index import ann
 from app.index.backend import IndexCorrupt
 from app.index.metadata import METADATA_RULES, metadata_problem
+from app.index.rows import RowTable
 from common.files import file_sha256, fsync_dir, write_atomic
-
-if TYPE_CHECKING:
-    from app.index.rows import RowTable
 
 FORMAT = 2
 READS = (1, 2)
@@ -294,3 +293,23 @@ def read_graph(directory: Path, name: str) -> faiss.Index:
 def _save_npy(path: Path, array: np.ndarray | None) -> None:
     with open(path, "wb") as f:
         np.save(f, np.ascontiguousarray(array, dtype=np.float32))
+
+
+def load_table(directory: Path, manifest: Manifest, dim: int, params: ann.AnnParams) -> tuple[RowTable, int]:
+    """The manifest's segments, each file checked against its recorded sha256, as a new table;
+    with the number of rows of its base segment. `IndexCorrupt` for a file that does not fit."""
+    verify(directory, manifest)
+    graph = read_graph(directory, manifest.ann) if manifest.ann else None
+    table, base_rows = RowTable(dim, params, graph), 0
+    for i, segment in enumerate(manifest.segments):
+        indexed = graph is not None and i == 0  # the graph holds the base's rows
+        rows = read_segment(directory, segment, dim, vectors=not (indexed and table.holds_vectors))
+        try:
+            table.kill(rows.dead)
+            table.append(rows.vectors, rows.ids, rows.metadata, rows.sources, rows.withheld, indexed=indexed)
+        except (ValueError, IndexError) as error:
+            raise corrupt(directory / segment.items, f"does not fit the index ({error})") from None
+        if i == 0:
+            base_rows = len(table.ids)
+    table.killed.clear()
+    return table, base_rows

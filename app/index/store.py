@@ -39,8 +39,6 @@ held just for the in-memory update, so searches run concurrently and never see h
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import logging
 import threading
 import time
@@ -50,11 +48,12 @@ from typing import Any
 
 import numpy as np
 
-from app.errors import NotFound, NotReady, StorageFull
+from app.errors import NotFound, NotReady
 from app.index import ann, snapshot
-from app.index.backend import Hit, IndexBusy, IndexCorrupt, Item, NewItem, PutResult, check_stamp
+from app.index.backend import Hit, IndexCorrupt, Item, NewItem, PutResult, check_stamp
 from app.index.blobs import SourceFiles
 from app.index.filters import Filter, as_filter
+from app.index.folder import lock_folder, write_error
 from app.index.rows import RowTable
 from app.index.rwlock import RWLock
 from app.index.snapshot import Manifest
@@ -65,30 +64,8 @@ from common.files import fsync_dir, remove_temp_files
 
 log = logging.getLogger(__name__)
 
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 MAX_DELTAS = 16  # delta segments before a full snapshot merges them
 DELTA_MAX_FRACTION = 0.5  # delta rows, as a share of the base's, before a full snapshot
-
-
-def _write_error(directory: Path, error: OSError) -> NotReady | StorageFull:
-    """The service error for a write the disk refused (nothing of it was kept)."""
-    if error.errno in DISK_FULL:
-        return StorageFull(f"index {directory}: disk full ({error.strerror}); the write was not stored")
-    return NotReady(f"index {directory}: the write could not be stored ({error})")
-
-
-def _lock(directory: Path) -> Any:
-    """The folder's LOCK file, flock'ed (held while the store is open), or `IndexBusy`."""
-    lock_file = open(directory / "LOCK", "a")  # noqa: SIM115 — held while open
-    try:
-        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock_file.close()
-        raise IndexBusy(
-            f"index {directory} is open in another process (one process owns an index folder): "
-            "stop that process, or give this one a folder of its own (PCCLIP_INDEX_DIR, --index-dir)"
-        ) from None
-    return lock_file
 
 
 class IndexStore:
@@ -141,7 +118,7 @@ class IndexStore:
         directory = Path(directory)
         with no_swap(directory):  # a rebuild's swap, a crash interrupted, is completed first
             directory.mkdir(exist_ok=True)
-            lock_file = _lock(directory)
+            lock_file = lock_folder(directory)
         try:
             manifest = snapshot.read_manifest(directory)
             if manifest is None:
@@ -184,23 +161,8 @@ class IndexStore:
         self._log_opened(replayed, time.monotonic() - started)
 
     def _load_snapshot(self, manifest: Manifest) -> None:
-        """The manifest's segments, each file checked against its recorded sha256, into a new table."""
-        snapshot.verify(self.directory, manifest)
-        graph = snapshot.read_graph(self.directory, manifest.ann) if manifest.ann else None
-        table = RowTable(self.embed_dim, self.params, graph)
-        for i, segment in enumerate(manifest.segments):
-            indexed = graph is not None and i == 0  # the graph holds the base's rows
-            vectors = not (indexed and table.holds_vectors)
-            rows = snapshot.read_segment(self.directory, segment, self.embed_dim, vectors=vectors)
-            try:
-                table.kill(rows.dead)
-                table.append(rows.vectors, rows.ids, rows.metadata, rows.sources, rows.withheld, indexed=indexed)
-            except (ValueError, IndexError) as error:
-                raise snapshot.corrupt(self.directory / segment.items, f"does not fit the index ({error})") from None
-            if i == 0:
-                self._base_rows = len(table.ids)
-        table.killed.clear()
-        self._table, self._committed_rows = table, len(table.ids)
+        self._table, self._base_rows = snapshot.load_table(self.directory, manifest, self.embed_dim, self.params)
+        self._committed_rows = len(self._table.ids)
 
     def _log_opened(self, replayed: int, seconds: float) -> None:
         table = self._table
@@ -228,7 +190,7 @@ class IndexStore:
         try:
             sources = self._sources.store([item.source for item in items])
         except OSError as error:
-            raise _write_error(self.directory, error) from error
+            raise write_error(self.directory, error) from error
         with self._write:
             self._check_open()
             records = []
@@ -268,7 +230,7 @@ class IndexStore:
         try:
             self._wal.append(records)
         except OSError as error:
-            raise _write_error(self.directory, error) from error
+            raise write_error(self.directory, error) from error
         with self._rw.write():
             self._table.apply(records, checked=True)  # `put` checked every record's metadata
         self._since_snapshot += len(records)
