@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic.config import JsonDict
 
 from app.schemas.examples import RED
 from app.schemas.limits import MAX_CHARS
@@ -20,7 +21,7 @@ def not_blank(text: str) -> str:
 Text = Annotated[str, Field(json_schema_extra={"minLength": 1, "pattern": r"\S"}), AfterValidator(not_blank), MAX_CHARS]
 
 
-def exactly_one_of(*names: str) -> dict[str, Any]:
+def exactly_one_of(*names: str) -> JsonDict:
     """JSON Schema of "exactly one of these fields is given (not null)", for `json_schema_extra`,
     so the OpenAPI document says what the model validator enforces."""
     return {"oneOf": [{"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in names]}
