@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
@@ -75,8 +75,11 @@ class ErrorResponse(BaseModel):
     )
 
 
+# A route's `responses=` for the OpenAPI document (FastAPI's type): status code -> response object.
+Responses = dict[int | str, dict[str, Any]]
+
 # Error answers every model endpoint may give, for the OpenAPI document.
-ERROR_RESPONSES: dict[int | str, dict] = {
+ERROR_RESPONSES: Responses = {
     400: {"model": ErrorResponse, "description": "The body could not be parsed (not UTF-8 JSON, or bad multipart)."},
     401: {"model": ErrorResponse, "description": "Missing or wrong API key (when one is configured)."},
     413: {"model": ErrorResponse, "description": "Request body over PCCLIP_MAX_BODY_BYTES."},

@@ -14,7 +14,6 @@ from app.errors import InvalidInput
 from app.images import Source
 from app.schemas import EmbedResponse
 
-
 T = TypeVar("T")
 
 
