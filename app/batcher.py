@@ -224,7 +224,8 @@ class MicroBatcher:
             kind = self._oldest_kind()
             queue = self._queues[kind]
             deadline = queue[0].enqueued + self.max_wait
-            jobs, size = [], 0
+            jobs: list[_Job] = []
+            size = 0
             while True:
                 while queue and (not jobs or size + len(queue[0].items) <= self.max_batch):
                     job = queue.popleft()
@@ -270,9 +271,11 @@ class MicroBatcher:
             offset += len(job.items)
 
     def _encode(self, kind: Kind, items: torch.Tensor | list[str]) -> torch.Tensor:
-        if kind == "pixels":
+        if kind == "pixels" and isinstance(items, torch.Tensor):
             return self.encoder.encode_pixels(items, batch_size=self.max_batch)
-        return self.encoder.encode_texts(items, batch_size=self.max_batch)
+        if kind == "text" and isinstance(items, list):
+            return self.encoder.encode_texts(items, batch_size=self.max_batch)
+        raise TypeError(f"a {kind!r} job cannot hold {type(items).__name__} items")
 
     def _record(self, kind: Kind, size: int, elapsed: float) -> None:
         self.stats.batches += 1

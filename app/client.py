@@ -270,7 +270,9 @@ class PcclipClient:
         except ValueError:
             body = {}
         body = body if isinstance(body, dict) else {}
-        detail = body.get("detail") if isinstance(body.get("detail"), str) else response.text
+        detail = body.get("detail")
+        if not isinstance(detail, str):
+            detail = response.text
         raise PcclipError(response.status_code, detail, response.headers.get("retry-after"), body.get("errors"))
 
 

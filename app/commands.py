@@ -237,8 +237,14 @@ def index_build(
     ) as store:
         # 3. Embed and write
         if engine == "ray":
-            given = {"num_cpus": num_cpus, "num_gpus": num_gpus, "actors": actors, "batch_size": batch_size}
-            options = RayOptions(ray_address, **{name: value for name, value in given.items() if value is not None})
+            default = RayOptions()  # an option not given keeps RayOptions' default
+            options = RayOptions(
+                ray_address,
+                num_cpus=default.num_cpus if num_cpus is None else num_cpus,
+                num_gpus=default.num_gpus if num_gpus is None else num_gpus,
+                actors=default.actors if actors is None else actors,
+                batch_size=batch_size,
+            )
             summary = build_index_ray(store, encoder, rows, options)
         else:
             summary = build_index(store, encoder, rows, batch_size=batch_size)

@@ -349,7 +349,7 @@ class ImageLoader:
     async def read_bytes(self, sources: Sequence[tuple[str, Source]]) -> list[bytes]:
         """The file bytes of named inputs: URLs fetched (where allowed, concurrently), base64
         decoded off the event loop, uploads as they are. Nothing is decoded as an image."""
-        urls = [(i, where, s.url) for i, (where, s) in enumerate(sources) if _is_url(s)]
+        urls = [(i, where, url) for i, (where, s) in enumerate(sources) if (url := _url_of(s)) is not None]
         fetched = await asyncio.gather(*(self.fetcher.fetch(url, where) for _, where, url in urls))
         data = await run_in_threadpool(_file_bytes, sources)
         for (i, _, _), blob in zip(urls, fetched, strict=True):
@@ -365,8 +365,9 @@ class ImageLoader:
         return await run_in_threadpool(to_model_input, blobs, self.limits, preprocess, budget)
 
 
-def _is_url(source: Source) -> bool:
-    return isinstance(source, ImageInput) and source.url is not None
+def _url_of(source: Source) -> str | None:
+    """The URL of a URL input; None for base64 and uploaded bytes."""
+    return source.url if isinstance(source, ImageInput) else None
 
 
 def _file_bytes(sources: Sequence[tuple[str, Source]]) -> list[bytes]:

@@ -115,9 +115,9 @@ def new_index(kind: Kind, dim: int, params: AnnParams, rows: int = 0) -> faiss.I
     if kind == "flat":
         return faiss.IndexFlatIP(dim)
     if kind == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, params.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = params.ef_construction
-        return index
+        hnsw = faiss.IndexHNSWFlat(dim, params.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = params.ef_construction
+        return hnsw
     index = faiss.index_factory(dim, factory_string(kind, dim, rows, params), faiss.METRIC_INNER_PRODUCT)
     faiss.extract_index_ivf(index).cp.niter = params.kmeans_iterations
     return index
@@ -156,15 +156,23 @@ def kind_of(index: faiss.Index) -> Kind:
 
 def search_parameters(index: faiss.Index, k: int, params: AnnParams) -> faiss.SearchParameters | None:
     """Per-call parameters (concurrent searches never share a mutable efSearch or nprobe)."""
+    # Fields are set by assignment, which is what faiss's keyword constructors do at runtime (its
+    # stub declares them without keywords); faiss's __setattr__ keeps `base_index_params` alive.
     kind = kind_of(index)
     if kind == "hnsw":
-        return faiss.SearchParametersHNSW(efSearch=max(params.ef_search_for(index.ntotal), k))
-    if kind == "ivf-sq8":
-        return faiss.SearchParametersIVF(nprobe=params.nprobe)
-    if kind == "ivf-pq":
-        return faiss.IndexRefineSearchParameters(
-            k_factor=params.refine_k_factor, base_index_params=faiss.SearchParametersIVF(nprobe=params.nprobe)
-        )
+        # faiss 1.15's __init__.pyi omits SearchParametersHNSW, which the module does export.
+        hnsw = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
+        hnsw.efSearch = max(params.ef_search_for(index.ntotal), k)
+        return hnsw
+    if kind in ("ivf-sq8", "ivf-pq"):
+        ivf = faiss.SearchParametersIVF()
+        ivf.nprobe = params.nprobe
+        if kind == "ivf-sq8":
+            return ivf
+        refine = faiss.IndexRefineSearchParameters()
+        refine.k_factor = params.refine_k_factor
+        refine.base_index_params = ivf
+        return refine
     return None
 
 

@@ -67,7 +67,7 @@ def build_index(
     return summary
 
 
-def todo_rows(store: IndexStore, rows: Sequence[SourceRow], summary: BuildSummary) -> list[SourceRow]:
+def todo_rows(store: IndexBackend, rows: Sequence[SourceRow], summary: BuildSummary) -> list[SourceRow]:
     """The rows whose id is not indexed yet (the others are counted as skipped: a resumed build)."""
     todo = [row for row in rows if row.id not in store]
     summary.skipped = len(rows) - len(todo)

@@ -25,9 +25,9 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from app.index.backend import IndexBackend, NewItem
 from app.index.build import BuildSummary, _load, todo_rows
 from app.index.sources import SourceRow
-from app.index.store import IndexStore, NewItem
 from models import Encoder, create_model
 
 
@@ -56,7 +56,7 @@ class RayOptions:
 
 
 def build_index_ray(
-    store: IndexStore,
+    store: IndexBackend,
     encoder: Encoder,
     rows: list[SourceRow],
     options: RayOptions = RayOptions(),
@@ -83,7 +83,9 @@ def build_index_ray(
     return summary
 
 
-def _embed_into(store: IndexStore, dataset: Any, todo: list[SourceRow], summary: BuildSummary, progress: bool) -> None:
+def _embed_into(
+    store: IndexBackend, dataset: Any, todo: list[SourceRow], summary: BuildSummary, progress: bool
+) -> None:
     """Stream the embedded batches of `dataset` back and put each one into the index."""
     by_id = {row.id: row for row in todo}
     with tqdm(total=len(todo), desc="index build (ray)", unit="image", disable=not progress) as bar:
@@ -146,7 +148,9 @@ class Embedder:
         return {"id": batch["id"], "ok": ok, "vector": vectors}
 
 
-def _write(store: IndexStore, batch: dict[str, np.ndarray], by_id: dict[str, SourceRow], summary: BuildSummary) -> None:
+def _write(
+    store: IndexBackend, batch: dict[str, np.ndarray], by_id: dict[str, SourceRow], summary: BuildSummary
+) -> None:
     """Put a batch's embedded rows into the index; count the ones that did not decode."""
     items = []
     for item_id, ok, vector in zip(batch["id"], batch["ok"], batch["vector"], strict=True):

@@ -18,7 +18,7 @@ from app.schemas.clip_back import (
     MetadataEntry,
     MetadataRequest,
 )
-from app.schemas.common import ERROR_RESPONSES, ErrorResponse
+from app.schemas.common import ERROR_RESPONSES, ErrorResponse, Responses
 from app.security import AccessDep
 from app.services import clip_back as service
 
@@ -31,7 +31,7 @@ router = APIRouter(
     strict_content_type=False,
     route_class=StrictJSONRoute,
 )
-UNKNOWN_INDEX = {404: {"model": ErrorResponse, "description": f"`indice_name` is not `{INDICE_NAME}`."}}
+UNKNOWN_INDEX: Responses = {404: {"model": ErrorResponse, "description": f"`indice_name` is not `{INDICE_NAME}`."}}
 
 
 @router.post(

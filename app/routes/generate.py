@@ -9,13 +9,15 @@ from fastapi.responses import StreamingResponse
 
 from app.deps import JobsDep
 from app.json_body import StrictJSONRoute
-from app.schemas.common import ERROR_RESPONSES, ErrorResponse
+from app.schemas.common import ERROR_RESPONSES, ErrorResponse, Responses
 from app.schemas.generate import GENERATE_EXAMPLES, GenerateAccepted, GenerateRequest, JobStatusResponse
 from app.security import AccessDep
 from app.services import generation as service
 
 router = APIRouter(tags=["generate"], dependencies=[AccessDep], responses=ERROR_RESPONSES, route_class=StrictJSONRoute)
-NOT_FOUND = {404: {"model": ErrorResponse, "description": "Unknown job, or finished longer ago than the TTL."}}
+NOT_FOUND: Responses = {
+    404: {"model": ErrorResponse, "description": "Unknown job, or finished longer ago than the TTL."}
+}
 # One server-sent event: its `data` is a JSON JobStatusResponse (without the image).
 SSE_EVENT = {
     "type": "object",

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Path, Response
 from app.deps import EngineDep, IndexDep
 from app.images import MEDIA_TYPES
 from app.json_body import StrictJSONRoute
-from app.schemas.common import ERROR_RESPONSES, ErrorResponse
+from app.schemas.common import ERROR_RESPONSES, ErrorResponse, Responses
 from app.schemas.index import (
     ADD_EXAMPLES,
     ID_DESCRIPTION,
@@ -24,8 +24,10 @@ from app.security import AccessDep
 from app.services import index as service
 
 router = APIRouter(tags=["index"], dependencies=[AccessDep], responses=ERROR_RESPONSES, route_class=StrictJSONRoute)
-NOT_FOUND = {404: {"model": ErrorResponse, "description": "No indexed item with that id."}}
-DISK_FULL = {507: {"model": ErrorResponse, "description": "The disk is full: nothing of the write was stored."}}
+NOT_FOUND: Responses = {404: {"model": ErrorResponse, "description": "No indexed item with that id."}}
+DISK_FULL: Responses = {
+    507: {"model": ErrorResponse, "description": "The disk is full: nothing of the write was stored."}
+}
 # OpenAPI links: the first item of an add, read and deleted by id.
 ITEM_LINKS = {
     name: {"operationRef": f"#/paths/~1index~1items~1{{item_id}}/{method}", "parameters": {"item_id": where}}
@@ -49,7 +51,7 @@ async def describe(store: IndexDep) -> IndexInfo:
     summary="Add or replace items",
     description="Embeds each image and stores it with its id and metadata. The answer comes only once the "
     "write is on stable storage (write-ahead log, fsynced): an acknowledged item survives `kill -9`.",
-    responses={200: {"description": "Stored.", "links": ITEM_LINKS}} | DISK_FULL,
+    responses={200: {"description": "Stored.", "links": ITEM_LINKS}, **DISK_FULL},
 )
 async def add_items(
     body: Annotated[AddItemsRequest, Body(openapi_examples=ADD_EXAMPLES)], engine: EngineDep, store: IndexDep

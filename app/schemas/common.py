@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic.config import JsonDict
 
 from app.schemas.examples import RED
 from app.schemas.limits import MAX_CHARS
@@ -20,7 +21,7 @@ def not_blank(text: str) -> str:
 Text = Annotated[str, Field(json_schema_extra={"minLength": 1, "pattern": r"\S"}), AfterValidator(not_blank), MAX_CHARS]
 
 
-def exactly_one_of(*names: str) -> dict[str, Any]:
+def exactly_one_of(*names: str) -> JsonDict:
     """JSON Schema of "exactly one of these fields is given (not null)", for `json_schema_extra`,
     so the OpenAPI document says what the model validator enforces."""
     return {"oneOf": [{"required": [name], "properties": {name: {"not": {"type": "null"}}}} for name in names]}
@@ -74,8 +75,11 @@ class ErrorResponse(BaseModel):
     )
 
 
+# A route's `responses=` for the OpenAPI document (FastAPI's type): status code -> response object.
+Responses = dict[int | str, dict[str, Any]]
+
 # Error answers every model endpoint may give, for the OpenAPI document.
-ERROR_RESPONSES: dict[int | str, dict] = {
+ERROR_RESPONSES: Responses = {
     400: {"model": ErrorResponse, "description": "The body could not be parsed (not UTF-8 JSON, or bad multipart)."},
     401: {"model": ErrorResponse, "description": "Missing or wrong API key (when one is configured)."},
     413: {"model": ErrorResponse, "description": "Request body over PCCLIP_MAX_BODY_BYTES."},

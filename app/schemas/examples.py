@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic.config import JsonDict
+
 # 8×8 single-colour PNGs (tests/app/test_openapi.py checks their pixels).
 RED_PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAEUlEQVR42mP8z4AdMDEMKQkAzUEBD7t4NqoAAAAASUVORK5CYII="
 BLUE_PNG_B64 = (
@@ -11,6 +13,7 @@ GREEN_PNG_B64 = (
     "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAE0lEQVR42mNkaGDACpgYGIaSBABqCACQdB1jOgAAAABJRU5ErkJggg=="
 )
 
-RED = {"b64": RED_PNG_B64}
-BLUE = {"b64": BLUE_PNG_B64}
-GREEN = {"b64": GREEN_PNG_B64}
+# JSON values, as `json_schema_extra` and OpenAPI examples take them.
+RED: JsonDict = {"b64": RED_PNG_B64}
+BLUE: JsonDict = {"b64": BLUE_PNG_B64}
+GREEN: JsonDict = {"b64": GREEN_PNG_B64}

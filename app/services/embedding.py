@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import TypeVar
 
 import torch
 
@@ -13,8 +14,10 @@ from app.errors import InvalidInput
 from app.images import Source
 from app.schemas import EmbedResponse
 
+T = TypeVar("T")
 
-def named(field: str, items: Sequence) -> list[tuple[str, object]]:
+
+def named(field: str, items: Sequence[T]) -> list[tuple[str, T]]:
     """[(field[i], item)] — the names error messages use."""
     return [(f"{field}[{i}]", item) for i, item in enumerate(items)]
 

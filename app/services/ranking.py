@@ -12,7 +12,7 @@ from app.engine import Engine
 from app.errors import InvalidInput
 from app.images import Source
 from app.index import check_id
-from app.index.store import IndexStore
+from app.index.backend import IndexBackend
 from app.schemas import RankedImage, RankResponse
 from app.services.embedding import named, nothing, rows
 from app.slot import Slot
@@ -25,7 +25,7 @@ async def rank(
     images: Sequence[Source],
     text: str,
     ids: Sequence[str] = (),
-    index: Slot[IndexStore] | None = None,
+    index: Slot[IndexBackend] | None = None,
 ) -> RankResponse:
     # 1. Check inputs (each field's limits are the schema's; this rule spans two fields)
     if not images and not ids:
