@@ -340,9 +340,9 @@ def _read_stamp(client: Any, collection: str, where: str) -> tuple[str, int]:
     described = client.describe_collection(collection)
     properties = described.get("properties") or {}
     fields = {f["name"]: f for f in described.get("fields", [])}
-    fingerprint, dim = properties.get("pcclip.fingerprint"), properties.get("pcclip.embed_dim")
+    fingerprint, dim = properties.get("pcclip.fingerprint"), str(properties.get("pcclip.embed_dim"))
     vector_dim = (fields.get("vector") or {}).get("params", {}).get("dim")
-    if not fingerprint or not str(dim).isdigit() or set(OUTPUT) - set(fields) or int(vector_dim or 0) != int(dim):
+    if not fingerprint or not dim.isdigit() or set(OUTPUT) - set(fields) or int(vector_dim or 0) != int(dim):
         raise NotReady(
             f"{where} is not a pcclip index (no pcclip.fingerprint/pcclip.embed_dim stamp, or other fields): "
             "name another collection (PCCLIP_MILVUS_COLLECTION)"

@@ -284,7 +284,7 @@ class RowTable:
         fetch = min(total, math.ceil(k * total / max(passing, 1) * 1.2) + len(excluded) + 8)
         while True:
             scores, rows = ann.search(self.index, q, fetch, self.params)
-            hits = []
+            hits: list[Hit] = []
             for score, row in zip(scores.tolist(), rows.tolist(), strict=True):
                 if min_score is not None and score < min_score:
                     return hits  # best first: every later row scores lower still

@@ -22,34 +22,35 @@ from models import geometry
 async def term_vectors(embedder: Engine, store: IndexBackend | None, terms: Sequence[SearchTerm]) -> torch.Tensor:
     """Embed each term: texts and difference texts by the text tower, images by the image tower,
     ids from the index, vectors as given (checked against the index).  -> (T, D) in term order"""
-    texts = [
-        (i, f"terms[{i}].{t.kind}", t.text if t.text is not None else t.difference)
-        for i, t in enumerate(terms)
-        if t.kind in ("text", "difference")
-    ]
+    texts = [(i, f"terms[{i}].{t.kind}", text) for i, t in enumerate(terms) if (text := t.text or t.difference)]
     images = [(i, f"terms[{i}].image", t.image) for i, t in enumerate(terms) if t.image is not None]
     ids = [(i, f"terms[{i}].id", t.id) for i, t in enumerate(terms) if t.id is not None]
-    given = [(i, f"terms[{i}].vector", t.vector) for i, t in enumerate(terms) if t.vector is not None]
+    raw = [(i, f"terms[{i}].vector", t.vector) for i, t in enumerate(terms) if t.vector is not None]
     for _, where, item_id in ids:
         check_id(item_id, where)
-    if store is None:
-        if ids or given:
-            raise InvalidInput("id and vector terms need an index")
-    else:  # an embedding the client has: the index's size, finite, not zero
-        given = [(i, where, unit_vector(vector, store.embed_dim, where)) for i, where, vector in given]
+    if store is None and (ids or raw):
+        raise InvalidInput("id and vector terms need an index")
+    # An embedding the client has: the index's size, finite, not zero
+    given = [(i, where, unit_vector(vector, store.embed_dim, where)) for i, where, vector in raw if store is not None]
 
     text_vectors, image_vectors, id_vectors = await asyncio.gather(
         embedder.encode_texts([(where, text) for _, where, text in texts]) if texts else nothing(),
         embedder.encode_images([(where, image) for _, where, image in images]) if images else nothing(),
-        run_in_threadpool(store.vectors, [item_id for _, _, item_id in ids]) if ids else nothing(),
+        _indexed_vectors(store, [item_id for _, _, item_id in ids]) if ids and store else nothing(),
     )
     out: list[torch.Tensor | None] = [None] * len(terms)
-    for rows, vectors in ((texts, text_vectors), (images, image_vectors), (ids, id_vectors)):
-        for (i, _, _), vector in zip(rows, vectors, strict=True):
+    positions = ([i for i, _, _ in texts], [i for i, _, _ in images], [i for i, _, _ in ids])
+    for places, vectors in zip(positions, (text_vectors, image_vectors, id_vectors), strict=True):
+        for i, vector in zip(places, vectors, strict=True):
             out[i] = torch.as_tensor(vector, dtype=torch.float32)
     for i, _, vector in given:
         out[i] = torch.as_tensor(vector, dtype=torch.float32)
     return torch.stack(out)  # type: ignore[arg-type]
+
+
+async def _indexed_vectors(store: IndexBackend, ids: Sequence[str]) -> torch.Tensor:
+    """The embeddings of indexed items, read off the event loop.  -> (N, D)"""
+    return torch.from_numpy(await run_in_threadpool(store.vectors, ids))
 
 
 def combine(vectors: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
