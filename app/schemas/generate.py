@@ -28,11 +28,16 @@ class GenerateRequest(RequestModel):
         None, description="Plain negative prompt (no arithmetic)."
     )
     steps: Annotated[int, Maximum("generation_max_steps")] = Field(
-        30, ge=1, description="Denoising steps (at most PCCLIP_GENERATION_MAX_STEPS)."
+        30, ge=1, validate_default=True, description="Denoising steps (at most PCCLIP_GENERATION_MAX_STEPS)."
     )
     guidance: float = Field(5.0, ge=0, le=50, description="Classifier-free guidance scale; ≤ 1 turns it off.")
-    width: Side = Field(1024, ge=8, multiple_of=8, description="Image width in pixels, a multiple of 8.")
-    height: Side = Field(1024, ge=8, multiple_of=8, description="Image height in pixels, a multiple of 8.")
+    # Defaults are checked too: a server whose limits are below them refuses a request that omits them.
+    width: Side = Field(
+        1024, ge=8, multiple_of=8, validate_default=True, description="Image width in pixels, a multiple of 8."
+    )
+    height: Side = Field(
+        1024, ge=8, multiple_of=8, validate_default=True, description="Image height in pixels, a multiple of 8."
+    )
     seed: int | None = Field(
         None, ge=0, lt=2**63, description="Random seed; the same seed and inputs give the same image. Unset = random."
     )

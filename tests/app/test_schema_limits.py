@@ -115,6 +115,8 @@ def test_generation_limits_and_the_negative_prompt_are_bounded_by_the_schema():
             GenerateRequest.model_validate({**job, "width": 72})
         with pytest.raises(ValidationError, match="11 characters; at most 10"):
             GenerateRequest.model_validate({**job, "negative_prompt": "x" * 11})
+        with pytest.raises(ValidationError, match="1024; at most 64"):  # a default past the limit is no way round it
+            GenerateRequest.model_validate({"prompt": "a forest", "height": 64})
     schemas = create_app(settings).openapi()["components"]["schemas"]
     assert prop(schemas, "GenerateRequest", "negative_prompt", 0)["maxLength"] == 10
     assert prop(schemas, "GenerateRequest", "height")["maximum"] == 64
