@@ -16,6 +16,7 @@ from app.settings import Settings
 from models import SpecError, parse_spec
 
 if TYPE_CHECKING:
+    from app.index.ray_build import RayOptions
     from models.generation.pipeline import Edit
 
 log = logging.getLogger(__name__)
@@ -218,13 +219,7 @@ def index_build(
     from models import create_model
 
     # 1. Inputs first: the engine, then every row of the source
-    if engine == "ray":
-        from app.index.ray_build import RayOptions, build_index_ray, require_ray
-
-        try:
-            require_ray()
-        except ImportError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--engine") from None
+    ray = _ray_options(ray_address, num_cpus, num_gpus, actors, batch_size) if engine == "ray" else None
     settings = build_settings(model=model, device=device, index_dir=index_dir)
     try:
         rows = read_source(source, recursive=recursive)
@@ -236,19 +231,34 @@ def index_build(
         open_backend(settings, fingerprint=encoder.fingerprint, embed_dim=encoder.embed_dim, spec=encoder.spec)
     ) as store:
         # 3. Embed and write
-        if engine == "ray":
-            default = RayOptions()  # an option not given keeps RayOptions' default
-            options = RayOptions(
-                ray_address,
-                num_cpus=default.num_cpus if num_cpus is None else num_cpus,
-                num_gpus=default.num_gpus if num_gpus is None else num_gpus,
-                actors=default.actors if actors is None else actors,
-                batch_size=batch_size,
-            )
-            summary = build_index_ray(store, encoder, rows, options)
+        if ray is not None:
+            from app.index.ray_build import build_index_ray
+
+            summary = build_index_ray(store, encoder, rows, ray)
         else:
             summary = build_index(store, encoder, rows, batch_size=batch_size)
     typer.echo(f"index {settings.index_dir}: {summary.line()}")
+
+
+def _ray_options(
+    address: str | None, num_cpus: float | None, num_gpus: float | None, actors: int | None, batch_size: int
+) -> RayOptions:
+    """The Ray build's options (one not given keeps RayOptions' default); without the ray extra,
+    a usage error naming it."""
+    from app.index.ray_build import RayOptions, require_ray
+
+    try:
+        require_ray()
+    except ImportError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--engine") from None
+    default = RayOptions()
+    return RayOptions(
+        address,
+        num_cpus=default.num_cpus if num_cpus is None else num_cpus,
+        num_gpus=default.num_gpus if num_gpus is None else num_gpus,
+        actors=default.actors if actors is None else actors,
+        batch_size=batch_size,
+    )
 
 
 MILVUS_REBUILD = (

@@ -4,9 +4,8 @@ The folder holds `LOCK` (flock'ed by the one process that has the store open), t
 snapshot (`manifest.json` and the data files it names: `app.index.snapshot`), `wal-<S>.log`
 (the writes after S: `app.index.wal`) and `sources/<sha256>` (images: `app.index.blobs`).
 
-Layers: `validation` checks what a write brings, `rows.RowTable` holds the rows in memory and
-searches them (no I/O, no lock), `snapshot` reads and writes the files, `sources` the images;
-this module owns the lock file, the log, recovery and the snapshot cadence.
+Layers: `validation` checks writes, `rows.RowTable` holds and searches the rows (no I/O, no lock),
+`snapshot` the files, `blobs` the images; here: the lock file, the log, recovery, snapshot cadence.
 
 Durability protocol. A write (a batch of puts, or a delete) is acknowledged only after:
 (1) each new source image is written to `sources/` and fsynced; (2) its WAL records (id,
@@ -173,10 +172,8 @@ class IndexStore:
                 "served with empty metadata and `metadata_problem` until replaced",
                 *(self.directory, len(table.problems), table.ids[row], problem),
             )
-        log.info(
-            "index %s open: %d items (%s), %d log records replayed in %.2f s",
-            *(self.directory, len(table), table.kind, replayed, seconds),
-        )
+        opened = (self.directory, len(table), table.kind, replayed, seconds)
+        log.info("index %s open: %d items (%s), %d log records replayed in %.2f s", *opened)
 
     # --- writes ----------------------------------------------------------------------------
 
@@ -267,13 +264,8 @@ class IndexStore:
         self._switch_log(manifest.seq, keep={*manifest.files})
         self._since_snapshot, self._snapshot_due = 0, self.snapshot_every
         kind = "full" if full else f"delta {len(manifest.deltas)}"
-        log.info(
-            "index snapshot (%s) at seq %d: %d items in %.2f s",
-            kind,
-            manifest.seq,
-            len(self._table),
-            time.monotonic() - started,
-        )
+        taken = (kind, manifest.seq, len(self._table), time.monotonic() - started)
+        log.info("index snapshot (%s) at seq %d: %d items in %.2f s", *taken)
 
     def _wants_full(self) -> bool:
         if self._committed_rows is None or self._manifest.base is None or self._table.needs_compaction():
@@ -377,8 +369,6 @@ class IndexStore:
                 "snapshot_deltas": len(self._manifest.deltas),
                 "path": str(self.directory),
             }
-
-    # --- closing ---------------------------------------------------------------------------
 
     def close(self, *, snapshot: bool = True) -> None:
         """Snapshot what changed (when the log holds anything) and release the folder. A failed
