@@ -36,7 +36,7 @@ async def term_vectors(embedder: Engine, store: IndexBackend | None, terms: Sequ
     text_vectors, image_vectors, id_vectors = await asyncio.gather(
         embedder.encode_texts([(where, text) for _, where, text in texts]) if texts else nothing(),
         embedder.encode_images([(where, image) for _, where, image in images]) if images else nothing(),
-        _indexed_vectors(store, [item_id for _, _, item_id in ids]) if ids and store else nothing(),
+        _indexed_vectors(store, [item_id for _, _, item_id in ids]) if ids and store is not None else nothing(),
     )
     out: list[torch.Tensor | None] = [None] * len(terms)
     positions = ([i for i, _, _ in texts], [i for i, _, _ in images], [i for i, _, _ in ids])
