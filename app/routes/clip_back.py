@@ -63,7 +63,7 @@ async def knn_service(
 async def metadata(
     body: Annotated[MetadataRequest, Body(openapi_examples=METADATA_EXAMPLES)], store: IndexDep
 ) -> list[MetadataEntry]:
-    return service.metadata(store, body)
+    return await service.metadata(store, body)
 
 
 @router.get("/indices-list", response_model=list[str], summary="The indexes (clip-retrieval's indices list)")

@@ -61,7 +61,7 @@ async def add_items(
 
 @router.get("/index/items/{item_id}", response_model=IndexItem, summary="One indexed item", responses=NOT_FOUND)
 async def get_item(item_id: ItemIdPath, store: IndexDep) -> IndexItem:
-    return service.get_item(store, item_id)
+    return await service.get_item(store, item_id)
 
 
 @router.get(

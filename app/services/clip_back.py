@@ -62,13 +62,14 @@ async def knn(embedder: Engine, store: IndexBackend, settings: Settings, body: K
     ]
 
 
-def metadata(store: IndexBackend, body: MetadataRequest) -> list[MetadataEntry]:
+async def metadata(store: IndexBackend, body: MetadataRequest) -> list[MetadataEntry]:
     """The metadata of the given ids, in order; ids no longer indexed are left out (`ids` is
-    bounded by the schema, like every list: the lookups run on the event loop)."""
+    bounded by the schema; the lookups run in the threadpool: on Milvus each is a query)."""
     check_indice(body.indice_name)
     for i, item_id in enumerate(body.ids):
         check_id(item_id, f"ids[{i}]")
-    return [entry for item_id in body.ids if (entry := _entry(store, item_id)) is not None]
+    entries = await run_in_threadpool(lambda: [_entry(store, item_id) for item_id in body.ids])
+    return [entry for entry in entries if entry is not None]
 
 
 def _entry(store: IndexBackend, item_id: str) -> MetadataEntry | None:

@@ -28,17 +28,18 @@ async def add_items(embedder: Engine, store: IndexBackend, items: Sequence[Index
     # 3. Log durably, then apply (blocking fsync: off the event loop)
     new = batch.items([vector.numpy() for vector in vectors], data)
     result = await run_in_threadpool(store.put, new)
-    return AddItemsResponse(added=result.added, replaced=result.replaced, size=len(store))
+    size = await run_in_threadpool(len, store)  # on Milvus a count is a query to its server
+    return AddItemsResponse(added=result.added, replaced=result.replaced, size=size)
 
 
 async def delete_item(store: IndexBackend, item_id: str) -> DeleteResponse:
     await run_in_threadpool(store.delete, item_id)
-    return DeleteResponse(deleted=item_id, size=len(store))
+    return DeleteResponse(deleted=item_id, size=await run_in_threadpool(len, store))
 
 
-def get_item(store: IndexBackend, item_id: str) -> IndexItem:
+async def get_item(store: IndexBackend, item_id: str) -> IndexItem:
     check_id(item_id)
-    item = store.get(item_id)
+    item = await run_in_threadpool(store.get, item_id)
     return IndexItem(
         id=item.id,
         metadata=item.metadata,
@@ -50,7 +51,7 @@ def get_item(store: IndexBackend, item_id: str) -> IndexItem:
 async def item_image(store: IndexBackend, item_id: str) -> tuple[bytes, str]:
     """The image file an item was embedded from, as it was sent, and its media type."""
     check_id(item_id)
-    item = store.get(item_id)
+    item = await run_in_threadpool(store.get, item_id)
     if item.source is None:
         raise NotFound(f"indexed item {item_id!r} has no stored source image")
     try:
