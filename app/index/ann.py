@@ -60,6 +60,7 @@ class AnnParams:
     nlist_max: int = 1024  # most inverted lists of an IVF kind (build cost grows with it)
     nprobe: int = 16  # IVF lists scanned per query (PCCLIP_INDEX_NPROBE); recall 0.96 at 1M, see README
     refine_k_factor: int = 256  # ivf-pq: candidates re-ranked with SQ8 = k_factor · k
+    rerank_k_factor: int = 4  # compressed kinds with float rows at hand: candidates re-scored exactly = factor · k
     train_min: int = 10_000  # fewer live rows: a compressed kind falls back to flat
     train_max: int = 131_072  # rows sampled to train a compressed kind
     kmeans_iterations: int = 10
@@ -176,12 +177,34 @@ def search_parameters(index: faiss.Index, k: int, params: AnnParams) -> faiss.Se
     return None
 
 
-def search(index: faiss.Index, query: np.ndarray, k: int, params: AnnParams) -> tuple[np.ndarray, np.ndarray]:
-    """Top-`k` rows of `index` for one query.  (D,) -> scores (k,), rows (k,) (-1 = none)."""
+def search(
+    index: faiss.Index, query: np.ndarray, k: int, params: AnnParams, vectors: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-`k` rows of `index` for one query.  (D,) -> scores (k,), rows (k,) (-1 = none).
+
+    `vectors` (ntotal, D), the rows' float vectors (a memory map will do): a compressed kind
+    then fetches `rerank_k_factor`·k candidates by its codes and returns the best `k` by their
+    exact scores (`rerank`), so quantization error neither drops true neighbours nor skews scores."""
     q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
     k = max(1, min(k, index.ntotal))
-    scores, rows = index.search(q, k, params=search_parameters(index, k, params))
-    return scores[0], rows[0]
+    if vectors is None or kind_of(index) not in COMPRESSED:
+        scores, rows = index.search(q, k, params=search_parameters(index, k, params))
+        return scores[0], rows[0]
+    fetch = max(1, min(k * params.rerank_k_factor, index.ntotal))
+    _, candidates = index.search(q, fetch, params=search_parameters(index, fetch, params))
+    return rerank(q[0], candidates[0], vectors, k)
+
+
+def rerank(query: np.ndarray, rows: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The best `k` of candidate `rows` (-1 = none) by exact inner product with `query` (D,)
+    against `vectors` (N, D), best first (ties by row); padded with -1 / -inf like FAISS."""
+    found = np.unique(rows[rows >= 0])  # sorted: a memory map is read in file order
+    exact = np.asarray(vectors[found], dtype=np.float32) @ query if len(found) else np.zeros(0, np.float32)
+    order = np.lexsort((found, -exact))[:k]
+    scores = np.full(k, -np.inf, dtype=np.float32)
+    best = np.full(k, -1, dtype=np.int64)
+    scores[: len(order)], best[: len(order)] = exact[order], found[order]
+    return scores, best
 
 
 def _pq_m(dim: int) -> int:

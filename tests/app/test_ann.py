@@ -100,3 +100,25 @@ def test_rows_added_after_the_build_are_found(data, kind):
     index.add(vectors[4_000:])  # the store adds new items to the trained index
     found = [row in ann.search(index, vectors[row], 10, SMALL)[1] for row in range(4_000, 4_100)]
     assert np.mean(found) >= 0.95
+
+
+def test_reranking_from_the_float_rows_scores_exactly_and_recalls_more(data, tmp_path):
+    vectors, queries = data
+    index = ann.build_index("ivf-sq8", vectors, SMALL)
+    np.save(tmp_path / "rows.npy", vectors)
+    floats = np.load(tmp_path / "rows.npy", mmap_mode="r")  # as the store reads a snapshot segment
+    coarse = AnnParams(nlist_max=16, nprobe=2, train_max=1_500)
+    for q in queries[:10]:
+        scores, rows = ann.search(index, q, 10, coarse, vectors=floats)
+        assert np.allclose(scores, vectors[rows] @ q, atol=1e-6) and list(scores) == sorted(scores, reverse=True)
+    plain = recall_at_10(index, vectors, queries, coarse)
+    truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    found = [ann.search(index, q, 10, coarse, vectors=floats)[1] for q in queries]
+    reranked = float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)]))
+    assert reranked > plain
+
+
+def test_rerank_pads_like_faiss_when_there_are_fewer_candidates_than_k():
+    vectors = np.eye(4, dtype=np.float32)
+    scores, rows = ann.rerank(vectors[2], np.array([3, 2, -1, 2]), vectors, k=4)
+    assert rows.tolist() == [2, 3, -1, -1] and scores[0] == 1.0 and np.isneginf(scores[2:]).all()
