@@ -213,7 +213,7 @@ def index_build(
 ) -> None:
     """Embed every image of SOURCE into the index (a folder's ids are folder-relative paths,
     `a/b.jpg` → `a:b.jpg`). Resumable: ids already indexed are skipped."""
-    from app.index import open_backend
+    from app.index import index_location, open_backend
     from app.index.build import build_index
     from app.index.sources import SourceError, read_source
     from models import create_model
@@ -237,7 +237,7 @@ def index_build(
             summary = build_index_ray(store, encoder, rows, ray)
         else:
             summary = build_index(store, encoder, rows, batch_size=batch_size)
-    typer.echo(f"index {settings.index_dir}: {summary.line()}")
+    typer.echo(f"index {index_location(settings)}: {summary.line()}")
 
 
 def _ray_options(

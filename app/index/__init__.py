@@ -10,6 +10,7 @@ from app.index.backend import (
     Item,
     NewItem,
     PutResult,
+    index_location,
     open_backend,
 )
 from app.index.store import IndexStore
@@ -27,5 +28,6 @@ __all__ = [
     "NewItem",
     "PutResult",
     "check_id",
+    "index_location",
     "open_backend",
 ]

@@ -133,6 +133,19 @@ class IndexBackend(Protocol):
     def close(self) -> None: ...
 
 
+def redact(uri: str) -> str:
+    """The uri without credentials (`http://user:pw@host` → `http://host`)."""
+    scheme, sep, rest = uri.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else uri
+
+
+def index_location(settings: Settings) -> str:
+    """Where the configured index lives, for messages: its folder, or its Milvus collection."""
+    if settings.index_backend == "milvus":
+        return f"milvus collection {settings.milvus_collection!r} at {redact(settings.milvus_uri)}"
+    return str(settings.index_dir)
+
+
 def open_backend(settings: Settings, *, fingerprint: str, embed_dim: int, spec: str | None = None) -> IndexBackend:
     """Open (or create) the index the settings name (`PCCLIP_INDEX_BACKEND`), for the model with `fingerprint`.
 

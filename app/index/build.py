@@ -57,7 +57,7 @@ def build_index(
     todo = todo_rows(store, rows, summary)
     with tqdm(total=len(todo), desc="index build", unit="image", disable=not progress) as bar:
         for batch in _batches(todo, batch_size):
-            loaded = _load([(row.id, row) for row in batch], lambda row: Image.open(row.path), summary)
+            loaded = load_images([(row.id, row) for row in batch], lambda row: Image.open(row.path), summary)
             if loaded:
                 vectors = encoder.encode_images([image for _, image, _ in loaded]).numpy()  # (B, D)
                 store.put([NewItem(row.id, vectors[i], row.metadata, row.path) for i, (_, _, row) in enumerate(loaded)])
@@ -102,7 +102,7 @@ def rebuild_index(
             with tqdm(total=len(todo), desc="index rebuild", unit="image", disable=not progress) as bar:
                 for batch in _batches(todo, batch_size):
                     sources = [(item.id, item) for item in batch]
-                    loaded = _load(sources, lambda item: _open_source(old, item.source), summary)
+                    loaded = load_images(sources, lambda item: _open_source(old, item.source), summary)
                     if loaded:
                         vectors = encoder.encode_images([image for _, image, _ in loaded]).numpy()
                         new.put(
@@ -150,7 +150,7 @@ def _source_of(store: IndexStore, source: str | None) -> bytes | Path | None:
     return Path(ref) if kind == "path" else store.source_bytes(source)
 
 
-def _load(batch: Iterable[tuple[str, T]], opener: Callable[[T], Image.Image], summary: BuildSummary):
+def load_images(batch: Iterable[tuple[str, T]], opener: Callable[[T], Image.Image], summary: BuildSummary):
     """[(id, RGB image, ref)] of the batch entries that open; failures are logged and counted."""
     loaded = []
     for item_id, ref in batch:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from app.errors import InvalidInput, NotFound, NotReady
-from app.index.backend import Hit, Item, NewItem, PutResult, check_stamp
+from app.index.backend import Hit, Item, NewItem, PutResult, check_stamp, redact
 from app.index.blobs import SourceFiles
 from app.index.filters import Filter, as_filter, milvus_string, to_milvus_expr
 from app.index.metadata import metadata_problem
@@ -61,12 +61,6 @@ def _pymilvus() -> Any:
             "PCCLIP_INDEX_BACKEND=milvus needs pymilvus and Milvus Lite: pip install 'pcclip[milvus]'"
         ) from None
     return pymilvus
-
-
-def redact(uri: str) -> str:
-    """The uri without credentials (`http://user:pw@host` → `http://host`)."""
-    scheme, sep, rest = uri.partition("://")
-    return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else uri
 
 
 class MilvusIndex:

@@ -26,7 +26,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from app.index.backend import IndexBackend, NewItem
-from app.index.build import BuildSummary, _load, todo_rows
+from app.index.build import BuildSummary, load_images, todo_rows
 from app.index.sources import SourceRow
 from models import Encoder, create_model
 
@@ -124,7 +124,7 @@ def decode_batch(batch: dict[str, np.ndarray], preprocess: Any) -> dict[str, np.
     """Open and preprocess a batch of image files; a file that does not open gets `ok` False
     (logged by the local build's loader) and zero pixels, so one bad file never fails the batch."""
     entries = zip(batch["id"], batch["path"], strict=True)
-    loaded = {item_id: image for item_id, image, _ in _load(entries, Image.open, BuildSummary())}
+    loaded = {item_id: image for item_id, image, _ in load_images(entries, Image.open, BuildSummary())}
     blank = torch.zeros_like(preprocess(Image.new("RGB", (8, 8))))  # (3, H, W)
     pixels = [preprocess(loaded[item_id]) if item_id in loaded else blank for item_id in batch["id"]]
     return {

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from apptools import shape
+from apptools import make_settings, shape
 from typer.testing import CliRunner
 
 from app.commands import index_app
-from app.index import IndexMismatch, IndexStore
+from app.index import IndexMismatch, IndexStore, index_location
 from app.index.build import build_index, rebuild_index
 from app.index.sources import folder_images, item_id_for, read_source
 from app.index.wal import Record, WriteAheadLog
@@ -165,3 +165,11 @@ def test_a_rebuild_that_crashes_mid_swap_is_completed_or_rolled_back_never_lost(
     with IndexStore.open(index_dir, fingerprint=other.fingerprint, embed_dim=encoder.embed_dim) as store:
         assert {item.id for item in store.items()} == ids  # the rebuilt index, whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "index"]  # nothing left beside it
+
+
+def test_messages_name_the_configured_index_a_folder_or_a_collection_without_credentials(tmp_path):
+    assert index_location(make_settings(index_dir=tmp_path / "index")) == str(tmp_path / "index")
+    milvus = make_settings(
+        index_backend="milvus", milvus_uri="https://user:secret@milvus.example:19530", milvus_collection="photos"
+    )
+    assert index_location(milvus) == "milvus collection 'photos' at https://milvus.example:19530"

@@ -21,7 +21,8 @@ from app.index.filters import parse_filter, to_milvus_expr
 
 pytest.importorskip("pymilvus", reason="the milvus extra: pip install 'pcclip[milvus]'")
 
-from app.index.milvus import MilvusIndex, redact  # noqa: E402 — after the skip
+from app.index.backend import redact  # noqa: E402
+from app.index.milvus import MilvusIndex  # noqa: E402 — after the skip
 
 ROOT = Path(__file__).resolve().parents[2]
 FINGERPRINT = "f" * 64
