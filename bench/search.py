@@ -17,7 +17,15 @@ written by `faiss.write_index` (codes, lists, graph); then per search setting (`
 for hnsw, `--nprobe` for the IVF kinds, default the store's) `p50_ms` / `p99_ms` — latency of
 single queries sent one at a time (as the server sends them), k = `--k`, on `--threads`
 OpenMP threads; `qps` of that loop; `recall_at_10` — share of the exact top k found.
-The top-level figures of a kind are those of its first setting reaching `--target-recall`.
+The IVF kinds are built once per `--nlist-max` (`AnnParams.nlist_max`) and searched at each
+`--rerank` factor: 0 = by their codes alone, f > 0 = f·k candidates re-ranked exactly against
+the float rows of the `--vectors` file, opened with `mmap_mode="r"` and passed to `ann.search`
+as `vectors=`, as the server passes its snapshot's memory map. After each setting's loop:
+`rss_mb`, `anon_mb` (anonymous: what the process holds in RAM, the index codes among it) and
+`file_mb` (the rest of the resident set: file-backed pages, the vector file's among them, which
+the kernel may drop) from /proc/self/smaps_rollup, and `major_faults` (pages read from disk).
+The top-level figures of a kind are those of its fastest setting (p50) reaching
+`--target-recall`, else of its best recall.
 
 Builds are resumable: each kind's index is checkpointed under `--work-dir` (`faiss.write_index`,
 atomically) after training and every `--checkpoint-every` added rows, with a JSON note of the
@@ -30,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -85,6 +94,27 @@ def exact_top_k(data: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(best_rows, order, 1)
 
 
+def check_unit_rows(data: np.ndarray, sample: int = 1_000) -> None:
+    """Re-ranking scores the file's rows as they are: refuse rows that are not unit-norm."""
+    rows = np.asarray(data[:: max(len(data) // sample, 1)], dtype=np.float64)
+    if len(rows) and np.abs(np.linalg.norm(rows, axis=1) - 1).max() > 1e-3:
+        raise SystemExit("--rerank needs unit-norm rows in --vectors (bench/make_vectors.py writes them so)")
+
+
+def memory() -> dict:
+    """This process's resident memory (MB) from /proc/self/smaps_rollup and its major page faults."""
+    faults = {"major_faults": resource.getrusage(resource.RUSAGE_SELF).ru_majflt}
+    rollup = Path("/proc/self/smaps_rollup")
+    if not rollup.is_file():
+        return faults
+    kb = {}
+    for line in rollup.read_text().splitlines()[1:]:
+        name, value, *_ = line.split()
+        kb[name.rstrip(":")] = int(value)
+    rss, anon = kb.get("Rss", 0), kb.get("Anonymous", 0)
+    return {"rss_mb": round(rss / 1024), "anon_mb": round(anon / 1024), "file_mb": round((rss - anon) / 1024)} | faults
+
+
 def write_atomic(index: faiss.Index, path: Path, note: dict) -> None:
     """`faiss.write_index` to a temporary file, then rename over `path`; then the JSON note."""
     tmp = path.with_suffix(".tmp")
@@ -97,7 +127,8 @@ def build_resumable(kind: str, data: np.ndarray, params: ann.AnnParams, work: Pa
     """Build (or resume) the index of `kind` over `data`, checkpointed under `work`.
 
     Returns {"index", "build_s", "train_s", "path"}; times add up over resumed runs."""
-    path = work / f"{tag}-{kind}-{len(data)}.faiss"
+    lists = f"-nlist{params.nlist_for(len(data))}" if kind in ann.COMPRESSED else ""
+    path = work / f"{tag}-{kind}{lists}-{len(data)}.faiss"
     note_path = path.with_suffix(".json")
     note = json.loads(note_path.read_text()) if note_path.is_file() and path.is_file() else None
     if note is not None:
@@ -153,19 +184,29 @@ def settings_for(kind: str, args: argparse.Namespace, params: ann.AnnParams) -> 
     if kind == "hnsw" and args.ef_search:
         return [replace(params, ef_search=int(e)) for e in args.ef_search.split(",")]
     if kind in ann.COMPRESSED:
-        probes = [int(p) for p in args.nprobe.split(",") if p] or [params.nprobe]
-        factors = [int(f) for f in args.k_factor.split(",") if f] if kind == "ivf-pq" else []
-        factors = factors or [params.refine_k_factor]
-        return [replace(params, nprobe=p, refine_k_factor=f) for f in factors for p in probes]
+        probes = ints(args.nprobe) or [params.nprobe]
+        factors = (ints(args.k_factor) if kind == "ivf-pq" else []) or [params.refine_k_factor]
+        reranks = ints(args.rerank) or [0]
+        return [
+            replace(params, nprobe=p, refine_k_factor=f, rerank_k_factor=r)
+            for f in factors
+            for r in reranks
+            for p in probes
+        ]
     return [params]
+
+
+def ints(values: str) -> list[int]:
+    return [int(v) for v in values.split(",") if v]
 
 
 def setting_of(kind: str, index: faiss.Index, params: ann.AnnParams) -> dict:
     if kind == "hnsw":
         return {"ef_search": params.ef_search_for(index.ntotal)}
-    if kind == "ivf-pq":
-        return {"nprobe": params.nprobe, "k_factor": params.refine_k_factor}
-    return {"nprobe": params.nprobe} if kind == "ivf-sq8" else {}
+    if kind in ann.COMPRESSED:
+        pq = {"k_factor": params.refine_k_factor} if kind == "ivf-pq" else {}
+        return {"nprobe": params.nprobe, **pq, "rerank": params.rerank_k_factor}
+    return {}
 
 
 def measure_kind(kind: str, data, queries, truth, args, params: ann.AnnParams, work: Path) -> dict:
@@ -174,7 +215,12 @@ def measure_kind(kind: str, data, queries, truth, args, params: ann.AnnParams, w
     index = built["index"]
     sweep = []
     for setting in settings_for(kind, args, params):
-        found, ms = one_at_a_time(lambda q, s=setting: ann.search(index, q[0], args.k, s)[1][None], queries)
+        floats = data if kind in ann.COMPRESSED and setting.rerank_k_factor > 0 else None
+        faults = memory()["major_faults"]
+        found, ms = one_at_a_time(
+            lambda q, s=setting, v=floats: ann.search(index, q[0], args.k, s, vectors=v)[1][None], queries
+        )
+        after = memory()
         sweep.append(
             {
                 **setting_of(kind, index, setting),
@@ -182,9 +228,12 @@ def measure_kind(kind: str, data, queries, truth, args, params: ann.AnnParams, w
                 "p99_ms": round(float(np.percentile(ms, 99)), 3),
                 "qps": round(1000 / float(np.mean(ms)), 1),
                 "recall_at_10": round(recall(found, truth, args.k), 4),
+                **after,
+                "major_faults": after["major_faults"] - faults,
             }
         )
-    best = next((s for s in sweep if s["recall_at_10"] >= args.target_recall), sweep[-1])
+    reached = [s for s in sweep if s["recall_at_10"] >= args.target_recall]
+    best = min(reached, key=lambda s: s["p50_ms"]) if reached else max(sweep, key=lambda s: s["recall_at_10"])
     size = built["path"].stat().st_size
     line = {"kind": kind, "index": describe(kind, index, params), **best, "build_s": round(built["build_s"], 1)}
     line |= {"train_s": round(built["train_s"], 1), "index_bytes": size, "index_mb": round(size / 2**20, 1)}
@@ -214,6 +263,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ef-search", default="", help="Comma-separated efSearch values; default: the store's.")
     parser.add_argument("--nprobe", default="", help="Comma-separated nprobe values; default: the store's.")
     parser.add_argument("--k-factor", default="", help="Comma-separated ivf-pq re-ranking factors.")
+    parser.add_argument("--rerank", default="0", help="Comma-separated exact re-ranking factors of the IVF kinds.")
+    parser.add_argument("--nlist-max", default="", help="Comma-separated AnnParams.nlist_max: an IVF build each.")
     parser.add_argument("--target-recall", type=float, default=0.95)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", type=Path, help="Where index checkpoints live (default: a temporary folder).")
@@ -224,6 +275,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    load_start = os.getloadavg()
     faiss.omp_set_num_threads(args.threads)
     params = ann.AnnParams(exact_max=args.exact_max, hnsw_m=args.m, ef_construction=args.ef_construction)
     kinds = [kind for kind in args.kinds.split(",") if kind] or [params.kind_for(args.n)]
@@ -238,6 +290,8 @@ def main() -> None:
         rng = np.random.default_rng(args.seed)
         data, queries = unit_vectors(args.n, args.dim, rng), unit_vectors(args.queries, args.dim, rng)
         args.tag = args.tag or f"random{args.dim}-seed{args.seed}"
+    if any(ints(args.rerank)):
+        check_unit_rows(data)
     truth = exact_top_k(data, queries, args.k)
 
     # 2. Build each kind (resumably) and time its single queries, one kind at a time
@@ -245,8 +299,11 @@ def main() -> None:
         Path(work).mkdir(parents=True, exist_ok=True)
         results = []
         for kind in kinds:
-            results.append(measure_kind(kind, data, queries, truth, args, params, Path(work)))
-            print(json.dumps(results[-1]), file=sys.stderr)  # each kind's figures as soon as they are known
+            lists = (ints(args.nlist_max) or [params.nlist_max]) if kind in ann.COMPRESSED else [params.nlist_max]
+            for nlist_max in lists:
+                kind_params = replace(params, nlist_max=nlist_max)
+                results.append(measure_kind(kind, data, queries, truth, args, kind_params, Path(work)))
+                print(json.dumps(results[-1]), file=sys.stderr)  # each build's figures as soon as they are known
     line = {
         "n": args.n,
         "dim": data.shape[1],
@@ -255,6 +312,7 @@ def main() -> None:
         "queries": len(queries),
         "k": args.k,
         "kinds": results,
+        "load_average": {"start": load_start, "end": os.getloadavg()},
     }
     print(json.dumps(line))
 

@@ -57,7 +57,7 @@ def test_an_unknown_kind_is_refused_naming_the_valid_ones():
 
 def test_lists_grow_with_the_square_root_of_the_rows_up_to_the_cap():
     params = AnnParams()
-    assert [params.nlist_for(n) for n in (0, 10_000, 250_000, 1_000_000, 10**9)] == [1, 128, 512, 1024, 1024]
+    assert [params.nlist_for(n) for n in (0, 10_000, 250_000, 1_000_000, 10**9)] == [1, 128, 512, 1024, 4096]
 
 
 @pytest.mark.parametrize("kind", ann.COMPRESSED)

@@ -13,12 +13,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_bench(*args: str) -> tuple[dict, str]:
-    """The JSON line and the progress log of one run."""
-    result = subprocess.run(
+def bench_process(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [sys.executable, str(ROOT / "bench" / "search.py"), *args],
         capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
+
+
+def run_bench(*args: str) -> tuple[dict, str]:
+    """The JSON line and the progress log of one run."""
+    result = bench_process(*args)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1]), result.stderr
 
@@ -61,3 +65,34 @@ def test_a_build_resumes_from_its_last_checkpoint(tmp_path):
     assert "resuming at 500 of 1000 rows" in log
     assert json.loads((tmp_path / "vectors-flat-1000.json").read_text())["rows_added"] == 1000
     assert line["kinds"][0]["recall_at_10"] == 1.0  # rows 500… were added after the first 500, in order
+
+
+def test_ivf_settings_are_measured_with_and_without_exact_reranking_per_nlist(tmp_path):
+    rng = np.random.default_rng(2)
+    centres = rng.standard_normal((20, 16)).astype(np.float32)
+    rows = 3 * centres[rng.integers(0, 20, 2_030)] + rng.standard_normal((2_030, 16)).astype(np.float32)
+    path = tmp_path / "unit.npy"
+    np.save(path, rows / np.linalg.norm(rows, axis=1, keepdims=True))  # re-ranking scores the file's rows as they are
+    path.chmod(0o444)
+
+    line, _ = run_bench("--vectors", str(path), "--n", "2000", "--queries", "30", "--kinds", "ivf-sq8",
+                        "--nprobe", "1", "--rerank", "0,8", "--nlist-max", "16,32", "--threads", "1",
+                        "--work-dir", str(tmp_path / "ckpt"))  # fmt: skip
+
+    assert [build["index"] for build in line["kinds"]] == ["IVF16,SQ8", "IVF32,SQ8"]
+    assert sorted(p.name for p in (tmp_path / "ckpt").glob("*.faiss")) == [
+        "unit-ivf-sq8-nlist16-2000.faiss", "unit-ivf-sq8-nlist32-2000.faiss"]  # fmt: skip
+    for build in line["kinds"]:
+        plain, reranked = build["sweep"]
+        assert (plain["rerank"], reranked["rerank"]) == (0, 8)
+        assert reranked["recall_at_10"] >= plain["recall_at_10"]
+        assert reranked["anon_mb"] > 0 and reranked["rss_mb"] >= reranked["anon_mb"] + reranked["file_mb"] - 1
+    assert set(line["load_average"]) == {"start", "end"}
+
+
+def test_reranking_refuses_rows_that_are_not_unit_norm(tmp_path):
+    path = tmp_path / "raw.npy"
+    np.save(path, 2 * np.ones((1_100, 8), dtype=np.float32))
+    result = bench_process("--vectors", str(path), "--n", "1000", "--queries", "20", "--kinds", "ivf-sq8",
+                           "--rerank", "4")  # fmt: skip
+    assert result.returncode != 0 and "unit-norm" in result.stderr
