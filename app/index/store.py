@@ -259,13 +259,13 @@ class IndexStore:
         if full:
             self._base_rows = len(self._table.ids)
         self._table.killed.clear()
-        # Committed: what it wrote is served from its file; a fresh log; what it replaced goes.
-        if isinstance(vectors := self._table.vectors, MappedVectors):
-            mapped = snapshot.map_vectors(self.directory / (manifest.segments[-1].vectors))
-            with self._rw.write():
-                vectors.settle(since or 0, mapped)
+        # Committed: a fresh log, what it replaced dropped, the rows it wrote served from their file.
         self._switch_log(manifest.seq, keep={*manifest.files})
         self._since_snapshot, self._snapshot_due = 0, self.snapshot_every
+        if isinstance(vectors := self._table.vectors, MappedVectors):
+            mapped = snapshot.map_vectors(self.directory / manifest.segments[-1].vectors)
+            with self._rw.write():
+                vectors.settle(since or 0, mapped)
         kind = "full" if full else f"delta {len(manifest.deltas)}"
         taken = (kind, manifest.seq, len(self._table), time.monotonic() - started)
         log.info("index snapshot (%s) at seq %d: %d items in %.2f s", *taken)

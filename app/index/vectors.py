@@ -64,6 +64,7 @@ class MappedVectors:
         self.dim = dim
         self._parts: list[np.ndarray] = []  # each (R_i, D), never written
         self._ends: list[int] = []  # rows up to the end of each part
+        self._frozen: list[bool] = []  # whether each part is rows in memory rather than a map
         self._tail = np.zeros((0, dim), dtype=np.float32)  # its first `_tail_rows` rows are in use
         self._tail_rows = 0
 
@@ -76,8 +77,8 @@ class MappedVectors:
 
     @property
     def in_memory(self) -> int:
-        """Rows held in the tail (anonymous memory), not in a mapped file."""
-        return self._tail_rows
+        """Rows held in memory (anonymous), not in a mapped file."""
+        return self._tail_rows + sum(len(p) for p, frozen in zip(self._parts, self._frozen, strict=True) if frozen)
 
     def __getitem__(self, rows: Rows) -> np.ndarray:
         """(R,) row numbers -> (R, D), a copy (`IndexError` for a row out of range)."""
@@ -105,8 +106,8 @@ class MappedVectors:
         """Add (R, D) rows: a read-only array (a segment file's memory map) is kept as it is, as
         a part after the rows so far; any other is copied into the tail."""
         if not vectors.flags.writeable:
-            self._freeze_tail()
-            self._add_part(vectors)
+            self._freeze_tail(self._tail_rows)
+            self._add_part(vectors, frozen=False)
             return
         n, need = self._tail_rows, self._tail_rows + len(vectors)
         if need > len(self._tail):
@@ -118,26 +119,31 @@ class MappedVectors:
 
     def settle(self, start: int, mapped: np.ndarray) -> None:
         """Serve rows `start:` from `mapped` (R, D), the memory map of the file just written from
-        them; `start` is 0 or the end of a part (the rows a delta snapshot wrote)."""
-        if not (start == 0 or start in self._ends) or len(mapped) != len(self) - start:
+        them (a snapshot's); `start` is 0, where a part ends, or in the tail (whose rows before
+        it then stay in memory: a delta after a snapshot that was not settled)."""
+        if len(mapped) != len(self) - start or not (start == 0 or start in self._ends or start > self._parted):
             raise ValueError(f"{len(mapped)} mapped rows cannot stand for rows {start}..{len(self)}")
+        if start > self._parted:
+            self._freeze_tail(start - self._parted)
         keep = 0 if start == 0 else self._ends.index(start) + 1
-        self._parts, self._ends = self._parts[:keep], self._ends[:keep]
+        self._parts, self._ends, self._frozen = self._parts[:keep], self._ends[:keep], self._frozen[:keep]
         self._tail, self._tail_rows = np.zeros((0, self.dim), dtype=np.float32), 0
-        self._add_part(mapped)
+        self._add_part(mapped, frozen=False)
 
-    def _freeze_tail(self) -> None:
-        if self._tail_rows:
-            frozen = self._tail[: self._tail_rows]
+    def _freeze_tail(self, rows: int) -> None:
+        """The tail's first `rows` rows become a part (read-only from now on); a new tail follows."""
+        if rows:
+            frozen = self._tail[:rows]
             frozen.flags.writeable = False
-            self._add_part(frozen)
-            self._tail, self._tail_rows = np.zeros((0, self.dim), dtype=np.float32), 0
+            self._add_part(frozen, frozen=True)
+        self._tail, self._tail_rows = np.zeros((0, self.dim), dtype=np.float32), 0
 
-    def _add_part(self, part: np.ndarray) -> None:
+    def _add_part(self, part: np.ndarray, *, frozen: bool) -> None:
         if part.shape[1:] != (self.dim,) or part.dtype != np.float32:
             raise ValueError(f"vectors of shape {part.shape} and type {part.dtype} for rows of size {self.dim}")
         self._parts.append(part)
         self._ends.append(self._parted + len(part))
+        self._frozen.append(frozen)
 
 
 Vectors = StorageVectors | MappedVectors
