@@ -29,3 +29,22 @@ def test_a_short_soak_has_no_errors_and_overload_is_refused_fast_with_retry_afte
     overload = report["overload"]
     assert overload["refused"] > 0 and overload["refusals_without_retry_after"] == 0
     assert report["after"] == {**report["after"], "alive": True, "health": 200, "ready": 200, "embed": 200}
+
+
+def overload_report(**overload) -> dict:
+    base = {"errors": 0, "refused": 10, "refusal_p99_ms": 400.0, "accepted": 5}
+    after = {"alive": True, "health": 200, "ready": 200, "embed": 200}
+    return {"soak": {"errors": 0}, "overload": {**base, **overload}, "after": after}
+
+
+def test_the_overload_gate_weighs_an_embed_refusal_against_an_embed_done_not_a_queued_generate_job():
+    args = soak.parse_args([])
+    # Queued /generate jobs (202 at once) pull the accepted median below the refusals': no failure.
+    fast_enough = overload_report(refusal_p50_ms=300.0, accepted_p50_ms=200.0,
+                                  embed_refusal_p50_ms=300.0, embed_accepted_p50_ms=2500.0)  # fmt: skip
+    assert soak.verdict(fast_enough, args) == []
+    too_slow = overload_report(refusal_p50_ms=300.0, accepted_p50_ms=400.0,
+                               embed_refusal_p50_ms=300.0, embed_accepted_p50_ms=250.0)  # fmt: skip
+    assert soak.verdict(too_slow, args) == [
+        "overload: /embed refusals (p50 300.0 ms) are no faster than embeds done (p50 250.0 ms)"
+    ]
