@@ -186,6 +186,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Inverted lists scanned per query by a compressed (ivf-*) index (higher: better recall, slower).",
     )
+    index_rerank: int = Field(
+        4,
+        ge=1,
+        description="Candidates per hit asked for that a compressed (ivf-*) index fetches by its codes and "
+        "re-scores exactly from the float vectors (memory-mapped from the snapshot): scores are exact cosines; "
+        "higher finds more of the true neighbours, at the cost of more rows read per query (1: the k hits only).",
+    )
     index_snapshot_every: int = Field(
         10_000,
         ge=1,

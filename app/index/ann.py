@@ -20,6 +20,10 @@ the live row count (`AnnParams.kind_for`), or `PCCLIP_INDEX_KIND` when that is n
   neighbours lie close together the 4-bit codes rank poorly: on the 1M tiny-mix set recall@10
   was 0.61 / 0.80 / 0.92 with k_factor 16 / 64 / 256 (nprobe 16), against ivf-sq8's 0.96.
 
+The store keeps a compressed kind's float rows beside its codes, memory-mapped from the
+snapshot's files rather than in memory (`app.index.vectors`), and `search` re-scores the best
+`rerank_k_factor`·k candidates exactly from them (PCCLIP_INDEX_RERANK): scores are exact cosines.
+
 The compressed kinds must be trained: `build_index` trains them on a sample of
 `train_max` rows (random, seeded) of the rows being indexed, each time the store rebuilds its
 index (at compaction, when the kind changes or tombstones pile up), then adds every row;
@@ -35,7 +39,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import faiss
 import numpy as np
@@ -46,6 +50,14 @@ if TYPE_CHECKING:
 Kind = Literal["flat", "hnsw", "ivf-sq8", "ivf-pq"]
 KINDS: tuple[str, ...] = ("flat", "hnsw", "ivf-sq8", "ivf-pq")  # what PCCLIP_INDEX_KIND takes, besides "auto"
 COMPRESSED: tuple[str, ...] = ("ivf-sq8", "ivf-pq")
+
+
+class FloatRows(Protocol):
+    """Float vectors by row number: an (N, D) array, a memory map, or a row table's vectors."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray: ...  # (R,) -> (R, D)
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,7 @@ class AnnParams:
             ef_search=settings.index_ef_search,
             kind=settings.index_kind,
             nprobe=settings.index_nprobe,
+            rerank_k_factor=settings.index_rerank,
         )
 
     def kind_for(self, live: int) -> Kind:
@@ -125,15 +138,19 @@ def new_index(kind: Kind, dim: int, params: AnnParams, rows: int = 0) -> faiss.I
     return index
 
 
-def train_sample(vectors: np.ndarray, params: AnnParams, seed: int = 0) -> np.ndarray:
-    """At most `train_max` rows of `vectors` (N, D), drawn without replacement, in row order."""
-    if len(vectors) <= params.train_max:
-        return np.ascontiguousarray(vectors, dtype=np.float32)
-    rows = np.sort(np.random.default_rng(seed).choice(len(vectors), params.train_max, replace=False))
-    return np.ascontiguousarray(vectors[rows], dtype=np.float32)
+def sample_rows(n: int, params: AnnParams, seed: int = 0) -> np.ndarray:
+    """At most `train_max` of the row numbers 0..n-1, drawn without replacement, in order."""
+    if n <= params.train_max:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, params.train_max, replace=False))
 
 
-def train(index: faiss.Index, vectors: np.ndarray, params: AnnParams) -> None:
+def train_sample(vectors: FloatRows, params: AnnParams, seed: int = 0) -> np.ndarray:
+    """At most `train_max` rows of `vectors` (N, D) (`sample_rows`): (≤ train_max, D)."""
+    return np.ascontiguousarray(vectors[sample_rows(len(vectors), params, seed)], dtype=np.float32)
+
+
+def train(index: faiss.Index, vectors: FloatRows, params: AnnParams) -> None:
     """Train `index` (if it needs it) on a sample of `vectors` (N, D)."""
     if not index.is_trained:
         index.train(train_sample(vectors, params))
@@ -179,7 +196,7 @@ def search_parameters(index: faiss.Index, k: int, params: AnnParams) -> faiss.Se
 
 
 def search(
-    index: faiss.Index, query: np.ndarray, k: int, params: AnnParams, vectors: np.ndarray | None = None
+    index: faiss.Index, query: np.ndarray, k: int, params: AnnParams, vectors: FloatRows | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-`k` rows of `index` for one query.  (D,) -> scores (k,), rows (k,) (-1 = none).
 
@@ -196,7 +213,7 @@ def search(
     return rerank(q[0], candidates[0], vectors, k)
 
 
-def rerank(query: np.ndarray, rows: np.ndarray, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def rerank(query: np.ndarray, rows: np.ndarray, vectors: FloatRows, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The best `k` of candidate `rows` (-1 = none) by exact inner product with `query` (D,)
     against `vectors` (N, D), best first (ties by row); padded with -1 / -inf like FAISS."""
     found = np.unique(rows[rows >= 0])  # sorted: a memory map is read in file order

@@ -6,8 +6,10 @@ cannot remove vectors; see `app.index.ann`). Metadata values are indexed in post
 equality filters. Rows whose stored metadata breaks the rules (written before they were
 enforced) are served as {} with the problem and are in no posting; replacing them clears it.
 
-Vectors are held once: where the FAISS index stores them uncompressed (flat, HNSW-flat) the
-table reads them through a view of that storage; for any other kind it keeps its own array.
+Vectors are held once (`app.index.vectors`): where the FAISS index stores them uncompressed
+(flat, HNSW-flat) the table reads them through that storage; for a compressed kind it keeps the
+float rows beside the codes — the snapshot segments' files memory-mapped, the rows added since in
+memory — and re-scores the index's candidates exactly from them (`ann.search`'s re-ranking).
 
 No I/O and no lock: `IndexStore` serializes writers and holds the write side of its
 readers–writer lock around every change, the read side around every read.
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import faiss
@@ -26,11 +28,15 @@ import numpy as np
 from app.index import ann
 from app.index.backend import Hit, Item
 from app.index.metadata import metadata_problem
+from app.index.vectors import CHUNK_ROWS, MappedVectors, StorageVectors, Vectors
 from app.index.wal import Record
 
 EXACT_FILTER_MAX = 20_000  # a filter matching at most this many items is searched exactly
 COMPACT_DEAD_FRACTION = 0.2
 Matches = Callable[[Mapping[str, Any]], bool]  # a predicate over an item's (served) metadata
+# Where a compacted table without flat storage keeps its live rows' floats: given them in chunks
+# and their number, returns a read-only (L, D) array of them (the store: a new segment file, mapped).
+Keep = Callable[[Iterator[np.ndarray], int], np.ndarray]
 
 
 def posting_key(key: str, value: Any) -> tuple[str, str]:
@@ -54,9 +60,9 @@ class RowTable:
         self.problems: dict[int, str] = {}  # row -> why its metadata is withheld
         self.killed: list[int] = []  # rows tombstoned since the caller last cleared it (snapshot deltas)
         self._postings: dict[tuple[str, str], set[int]] = {}
-        self._storage = _flat_storage(self.index)
-        self._own = np.zeros((0, dim), dtype=np.float32)  # rows' vectors when the index has no flat storage
-        self.vectors = self._view()  # (ntotal, D): row r's vector
+        storage = _flat_storage(self.index)
+        # (ntotal, D): row r's vector, gathered as `vectors[rows]`
+        self.vectors: Vectors = StorageVectors(storage, dim) if storage is not None else MappedVectors(dim)
 
     # --- writes ----------------------------------------------------------------------------
 
@@ -71,7 +77,8 @@ class RowTable:
     ) -> None:
         """Append rows (a snapshot segment). `indexed`: the index already holds them (a loaded
         graph or trained index); `vectors` (R, D) are then None when it keeps them as floats
-        (`holds_vectors`), else they fill the table's own array only. `withheld`: the rows
+        (`holds_vectors`), else they go to the table's own rows only — a read-only array (the
+        segment file's memory map) by reference (`MappedVectors.append`). `withheld`: the rows
         (0-based in these) known to break the metadata rules, with the problem, every other row
         known to keep them; None: check each.
         `ValueError` for rows that do not fit (a damaged snapshot: the caller discards the table)."""
@@ -129,50 +136,55 @@ class RowTable:
         if vectors:
             self._add_vectors(np.stack(vectors).astype(np.float32))
 
-    def compacted(self) -> RowTable:
+    def compacted(self, keep: Keep | None = None) -> RowTable:
         """A new table of the live rows alone, over a new index of the kind their number calls
-        for (built from a copy: the caller swaps it in while this one keeps serving)."""
-        live = sorted(self.row.values())
-        vectors = self.vectors[live]  # (L, D) copy
+        for (built beside this one: the caller swaps it in while this one keeps serving).
+
+        The live rows are read and added to the new index chunk by chunk, never all at once; a
+        kind without flat storage keeps their floats where `keep` puts them (None: in memory)."""
+        live = np.array(sorted(self.row.values()), dtype=np.int64)
         index = ann.new_index(self.params.kind_for(len(live)), self.dim, self.params, rows=len(live))
-        if live:
-            ann.train(index, vectors, self.params)  # a compressed kind learns its codes from a sample
+        if len(live) and not index.is_trained:  # a compressed kind learns its codes from a sample
+            index.train(self.vectors[live[ann.sample_rows(len(live), self.params)]])
         table = RowTable(self.dim, self.params, index)
+        chunks = self._added_chunks(live, index)
+        vectors = None
+        if table.holds_vectors:
+            for _ in chunks:  # the index keeps them
+                pass
+        elif keep is not None:
+            vectors = keep(chunks, len(live))
+        else:
+            vectors = np.concatenate([np.zeros((0, self.dim), dtype=np.float32), *chunks])
         table.append(
             vectors,
             [self.ids[r] for r in live],
             [self.metadata[r] for r in live],
             [self.sources[r] for r in live],
-            {new: self.problems[old] for new, old in enumerate(live) if old in self.problems},
+            {new: self.problems[old] for new, old in enumerate(live.tolist()) if old in self.problems},
+            indexed=True,
         )
         return table
+
+    def _added_chunks(self, rows: np.ndarray, index: faiss.Index) -> Iterator[np.ndarray]:
+        """The vectors of `rows` (L,) in (≤ CHUNK_ROWS, D) chunks, each added to `index` as it is read."""
+        for start in range(0, len(rows), CHUNK_ROWS):
+            chunk = self.vectors[rows[start : start + CHUNK_ROWS]]
+            index.add(chunk)
+            yield chunk
 
     @property
     def holds_vectors(self) -> bool:
         """Whether the index keeps the rows' float vectors itself (flat, HNSW-flat)."""
-        return self._storage is not None
+        return isinstance(self.vectors, StorageVectors)
 
     def _add_vectors(self, vectors: np.ndarray, to_index: bool = True) -> None:
-        """Add (R, D) vectors to the index (unless it holds them already) and to the own array
-        (without flat storage); FAISS may move its storage, so the view is taken again."""
-        n = len(self.vectors)
+        """Add (R, D) vectors to the index (unless it holds them already) and, without flat
+        storage, to the table's own rows."""
         if to_index:
             self.index.add(vectors)
-        if self._storage is None:
-            if n + len(vectors) > len(self._own):
-                grown = np.zeros((max(16, 2 * (n + len(vectors))), self.dim), dtype=np.float32)
-                grown[:n] = self._own[:n]
-                self._own = grown
-            self._own[n : n + len(vectors)] = vectors
-        self.vectors = self._view()
-
-    def _view(self) -> np.ndarray:
-        n = self.index.ntotal
-        if self._storage is None:
-            return self._own[: min(n, len(self._own))]
-        if n == 0:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return faiss.rev_swig_ptr(self._storage.get_xb(), n * self.dim).reshape(n, self.dim)
+        if isinstance(self.vectors, MappedVectors):
+            self.vectors.append(vectors)
 
     def _tombstone(self, row: int) -> None:
         self._unpost(row, self.metadata[row])
@@ -224,7 +236,7 @@ class RowTable:
 
     def item(self, row: int) -> Item:
         """The live row as served: withheld metadata as {} with its problem."""
-        item_id, vector = self.ids[row], self.vectors[row].copy()
+        item_id, vector = self.ids[row], self.vectors[[row]][0]
         return Item(item_id, self.served_metadata(row), self.sources[row], vector, self.problems.get(row))  # type: ignore[arg-type]
 
     def search(
@@ -261,7 +273,7 @@ class RowTable:
     def _exact(self, q: np.ndarray, k: int, rows: list[int], min_score: float | None) -> list[Hit]:
         if not rows:
             return []
-        scores = self.vectors[rows] @ q  # (R,)
+        scores = self.vectors[rows] @ q  # (R,) exact, from the float rows
         top = np.argsort(-scores, kind="stable")[:k]
         hits = [self._hit(rows[i], float(scores[i])) for i in top]
         return hits if min_score is None else [hit for hit in hits if hit.score >= min_score]
@@ -283,7 +295,9 @@ class RowTable:
         passing = len(allowed) if allowed is not None else live
         fetch = min(total, math.ceil(k * total / max(passing, 1) * 1.2) + len(excluded) + 8)
         while True:
-            scores, rows = ann.search(self.index, q, fetch, self.params)
+            # A compressed kind re-scores its candidates from the float rows: scores are exact
+            # cosines, so they come best first and the `min_score` cut below holds for it too.
+            scores, rows = ann.search(self.index, q, fetch, self.params, vectors=self.vectors)
             hits: list[Hit] = []
             for score, row in zip(scores.tolist(), rows.tolist(), strict=True):
                 if min_score is not None and score < min_score:

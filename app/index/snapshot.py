@@ -12,7 +12,13 @@
 A snapshot is a base segment plus up to `MAX_DELTAS` delta segments, each appended by a later
 snapshot that wrote only what changed since the one before (see `IndexStore.snapshot`); rows are
 numbered across the segments in order. A file is never rewritten under a committed name: a
-snapshot retaken at the same S names its files `<kind>-<S>.<n>.<ext>` (`fresh_name`).
+snapshot retaken at the same S names its files `<kind>-<S>.<n>.<ext>` (`fresh_name`); and every
+file is written under a temp name and renamed into place, never written where it lies, so a
+table that memory-maps a segment's vectors (`app.index.vectors`) reads what was committed.
+
+Vectors are written and read a chunk at a time (`write_vectors`, `read_segment`'s memory map),
+never all in memory at once: a compressed kind's compaction writes its live rows' floats to a
+new vectors file (`compact`), which the full snapshot that follows commits as its base's.
 
 Format 1 (a base only) is read as such; format 2 adds `deltas`. A server that reads only
 format 1 refuses a format-2 folder with a message rather than losing its deltas.
@@ -24,7 +30,7 @@ import dataclasses
 import json
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,10 +197,13 @@ def fresh_name(kind: str, seq: int, extension: str, taken: Sequence[str]) -> str
     return name
 
 
-def write_segment(directory: Path, rows: SegmentRows, seq: int, taken: Sequence[str]) -> tuple[Segment, dict[str, str]]:
-    """Write a segment's two files (temp, fsync, rename; not the folder); the segment and the
-    files' sha256. `taken`: names never to reuse (the committed snapshot's)."""
-    vectors = fresh_name("vectors", seq, "npy", taken)
+def write_segment(
+    directory: Path, rows: SegmentRows, seq: int, taken: Sequence[str], *, vectors_file: str | None = None
+) -> tuple[Segment, dict[str, str]]:
+    """Write a segment's files (temp, fsync, rename; not the folder); the segment and the files'
+    sha256. `taken`: names never to reuse (the committed snapshot's). `vectors_file`: a file of
+    the folder that holds the rows' vectors already (`write_vectors`); else `rows.vectors` are written."""
+    vectors = vectors_file or fresh_name("vectors", seq, "npy", taken)
     items = fresh_name("items", seq, "json", taken)
     body = {
         "ids": rows.ids,
@@ -204,9 +213,39 @@ def write_segment(directory: Path, rows: SegmentRows, seq: int, taken: Sequence[
         "withheld": sorted(rows.withheld or {}),
         "dead": rows.dead,
     }
-    write_atomic(directory / vectors, lambda tmp: _save_npy(tmp, rows.vectors), sync_dir=False)
+    if vectors_file is None:
+        if rows.vectors is None:
+            raise ValueError("a segment to write needs its vectors")
+        write_vectors(directory / vectors, [rows.vectors], rows.vectors.shape)
+    elif len(map_vectors(directory / vectors)) != len(rows.ids):
+        raise ValueError(f"{vectors} does not hold the segment's {len(rows.ids)} rows")
     write_atomic(directory / items, json.dumps(body, ensure_ascii=False).encode(), sync_dir=False)
     return Segment(vectors, items), {name: file_sha256(directory / name) for name in (vectors, items)}
+
+
+def write_vectors(path: Path, chunks: Iterable[np.ndarray], shape: tuple[int, ...]) -> None:
+    """Write float32 vectors of `shape` (N, D) as an .npy file at `path` (temp, fsync, rename; not
+    the folder) from `chunks` of them, never all in memory. Plain writes, not a writable memory
+    map: a full disk then fails the write (ENOSPC) instead of killing the process (SIGBUS)."""
+
+    def save(tmp: Path) -> None:
+        rows = 0
+        with open(tmp, "wb") as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": tuple(shape)})
+            for chunk in chunks:
+                if chunk.shape[1:] != tuple(shape[1:]):
+                    raise ValueError(f"a chunk of shape {chunk.shape} for vectors of shape {shape}")
+                f.write(np.ascontiguousarray(chunk, dtype="<f4").data)
+                rows += len(chunk)
+        if rows != shape[0]:
+            raise ValueError(f"{rows} rows written for vectors of shape {shape}")
+
+    write_atomic(path, save, sync_dir=False)
+
+
+def map_vectors(path: Path) -> np.ndarray:
+    """The vectors of an .npy file as a read-only memory map (R, D): pages are read as they are used."""
+    return np.load(path, allow_pickle=False, mmap_mode="r")
 
 
 def write_graph(directory: Path, index: faiss.Index, seq: int, taken: Sequence[str]) -> tuple[str, str]:
@@ -216,31 +255,28 @@ def write_graph(directory: Path, index: faiss.Index, seq: int, taken: Sequence[s
     return name, file_sha256(directory / name)
 
 
-def write_snapshot(directory: Path, table: RowTable, committed: Manifest, seq: int, *, since: int | None) -> Manifest:
+def write_snapshot(
+    directory: Path, table: RowTable, committed: Manifest, seq: int, *, since: int | None, prepared: str | None = None
+) -> Manifest:
     """Write `table` as the snapshot at `seq` and commit it (the manifest replaced; the folder
     fsynced before, not after). `since` None: every row as a new base segment (and the HNSW
-    graph); else the rows from `since` on, and the rows below it tombstoned since
-    (`table.killed`), as one more delta over `committed`. On any failure the files written so
-    far are removed (never the committed snapshot's: `fresh_name`) and `committed` stands."""
-    taken, written = committed.files, []
+    graph or trained index); `prepared`: the uncommitted file `compact` wrote their vectors to,
+    committed as the base's instead of writing them again. Else the rows from `since` on, and
+    the rows below it tombstoned since (`table.killed`), as one more delta over `committed`.
+    On any failure the files it writes (and `prepared`) are removed — names no committed
+    snapshot holds (`fresh_name`) — and `committed` stands."""
+    taken = committed.files
+    if prepared in taken:
+        raise ValueError(f"{prepared} is committed already")
     try:
         if since is None:
-            rows = SegmentRows(table.vectors, table.ids, table.metadata, table.sources, table.problems)
-            base, digests = write_segment(directory, rows, seq, taken)
-            written += [base.vectors, base.items]
+            base, digests = _write_rows(directory, table, 0, seq, taken, prepared)
             segments: dict[str, Any] = {"base": base, "ann": None, "deltas": (), "sha256": digests}
             if table.kind != "flat":  # a graph, or a trained compressed index
                 graph, digest = write_graph(directory, table.index, seq, taken)
-                written.append(graph)
                 segments["ann"], digests[graph] = graph, digest
         else:
-            withheld = {row - since: problem for row, problem in table.problems.items() if row >= since}
-            dead = sorted(row for row in table.killed if row < since)
-            rows = SegmentRows(
-                table.vectors[since:], table.ids[since:], table.metadata[since:], table.sources[since:], withheld, dead
-            )
-            delta, digests = write_segment(directory, rows, seq, taken)
-            written += [delta.vectors, delta.items]
+            delta, digests = _write_rows(directory, table, since, seq, taken)
             segments = {"deltas": (*committed.deltas, delta), "sha256": {**committed.sha256, **digests}}
         manifest = dataclasses.replace(
             committed,
@@ -254,18 +290,66 @@ def write_snapshot(directory: Path, table: RowTable, committed: Manifest, seq: i
         fsync_dir(directory)
         write_manifest(directory, manifest)
     except BaseException:
-        for name in written:
+        kinds = (("vectors", "npy"), ("items", "json"), ("ann", "faiss"))
+        names = {fresh_name(kind, seq, extension, taken) for kind, extension in kinds} | {prepared or ""}
+        for name in names - {""}:
             (directory / name).unlink(missing_ok=True)
         raise
     return manifest
 
 
+def _write_rows(
+    directory: Path, table: RowTable, start: int, seq: int, taken: Sequence[str], prepared: str | None = None
+) -> tuple[Segment, dict[str, str]]:
+    """Rows `start:` of `table` as a segment (a base when `start` is 0), with the rows below
+    `start` tombstoned since; their vectors streamed from the table unless `prepared` holds them."""
+    withheld = {row - start: problem for row, problem in table.problems.items() if row >= start}
+    dead = sorted(row for row in table.killed if row < start)
+    rows = SegmentRows(None, table.ids[start:], table.metadata[start:], table.sources[start:], withheld, dead)
+    if prepared is None:
+        prepared = fresh_name("vectors", seq, "npy", taken)
+        write_vectors(directory / prepared, table.vectors.chunks(start), (len(rows.ids), table.dim))
+    return write_segment(directory, rows, seq, taken, vectors_file=prepared)
+
+
+def compact(directory: Path, table: RowTable, committed: Manifest, seq: int) -> tuple[RowTable, str | None]:
+    """`table.compacted()`, a kind without flat storage keeping its live rows' floats in a new
+    vectors file of the folder (written chunk by chunk, then memory-mapped): the new table, and
+    that file's name for the full snapshot that follows to commit (`write_snapshot`'s
+    `base_vectors`), or None. The file is removed if the compaction fails."""
+    name = fresh_name("vectors", seq, "npy", committed.files)
+    kept: list[str] = []
+
+    def keep(chunks: Iterable[np.ndarray], rows: int) -> np.ndarray:
+        kept.append(name)
+        write_vectors(directory / name, chunks, (rows, table.dim))
+        return map_vectors(directory / name)
+
+    try:
+        compacted = table.compacted(keep)
+    except BaseException:
+        if kept:
+            (directory / name).unlink(missing_ok=True)
+        raise
+    return compacted, (name if kept else None)
+
+
+def remove_unnamed(directory: Path, keep: set[str]) -> None:
+    """Delete the data files of the folder not in `keep` (what a committed snapshot replaced, or
+    an uncommitted one left), durably; a file a table still maps stays readable through its map."""
+    for path in directory.iterdir():
+        if path.is_file() and DATA_FILE.fullmatch(path.name) and path.name not in keep:
+            path.unlink()
+    fsync_dir(directory)
+
+
 def read_segment(directory: Path, segment: Segment, dim: int, *, vectors: bool = True) -> SegmentRows:
-    """A segment's rows (`IndexCorrupt` naming the file that cannot be read). `vectors=False`
-    checks the vector file's shape without reading it (a graph holds the vectors)."""
+    """A segment's rows (`IndexCorrupt` naming the file that cannot be read). Their vectors are
+    the file's read-only memory map (pages read as they are used); `vectors=False` checks the
+    vector file's shape without them (a graph holds the vectors)."""
     path = directory / segment.vectors
     try:
-        array = np.load(path, allow_pickle=False, mmap_mode=None if vectors else "r")  # (R, D)
+        array = map_vectors(path)  # (R, D)
         path = directory / segment.items
         body = json.loads(path.read_text())
         ids, metadata, sources = body["ids"], body["metadata"], body["sources"]
@@ -275,9 +359,8 @@ def read_segment(directory: Path, segment: Segment, dim: int, *, vectors: bool =
         withheld = None  # rows of a segment written under these rules were checked then: only these break them
         if body.get("metadata_rules") == METADATA_RULES:
             withheld = {row: problem for row in body["withheld"] if (problem := metadata_problem(metadata[row]))}
-        return SegmentRows(
-            np.asarray(array, dtype=np.float32) if vectors else None, ids, metadata, sources, withheld, dead
-        )
+        floats = array if array.dtype == np.float32 else np.asarray(array, dtype=np.float32)  # another byte order: read
+        return SegmentRows(floats if vectors else None, ids, metadata, sources, withheld, dead)
     except (OSError, ValueError, KeyError, IndexError, TypeError) as error:
         raise corrupt(path, f"cannot be read ({type(error).__name__}: {error})") from None
 
@@ -288,11 +371,6 @@ def read_graph(directory: Path, name: str) -> faiss.Index:
         return faiss.read_index(str(path))
     except RuntimeError as error:
         raise corrupt(path, f"cannot be read ({error})") from None
-
-
-def _save_npy(path: Path, array: np.ndarray | None) -> None:
-    with open(path, "wb") as f:
-        np.save(f, np.ascontiguousarray(array, dtype=np.float32))
 
 
 def load_table(directory: Path, manifest: Manifest, dim: int, params: ann.AnnParams) -> tuple[RowTable, int]:

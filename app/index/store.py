@@ -58,6 +58,7 @@ from app.index.rwlock import RWLock
 from app.index.snapshot import Manifest
 from app.index.swap import no_swap
 from app.index.validation import check_id, checked, unit_vector
+from app.index.vectors import MappedVectors
 from app.index.wal import CorruptLog, Record, WriteAheadLog, read_records
 from common.files import fsync_dir, remove_temp_files
 
@@ -141,7 +142,8 @@ class IndexStore:
         started = time.monotonic()
         remove_temp_files(self.directory)  # ours alone: we hold LOCK
         self._sources.remove_temp_files()
-        self._load_snapshot(self._manifest)
+        self._table, self._base_rows = snapshot.load_table(self.directory, self._manifest, self.embed_dim, self.params)
+        self._committed_rows = len(self._table.ids)
         replayed = 0
         for path in sorted(self.directory.glob("wal-*.log")):
             try:
@@ -158,10 +160,6 @@ class IndexStore:
         self._since_snapshot = replayed
         self._wal = WriteAheadLog(self.directory / f"wal-{self._manifest.seq:012d}.log")
         self._log_opened(replayed, time.monotonic() - started)
-
-    def _load_snapshot(self, manifest: Manifest) -> None:
-        self._table, self._base_rows = snapshot.load_table(self.directory, manifest, self.embed_dim, self.params)
-        self._committed_rows = len(self._table.ids)
 
     def _log_opened(self, replayed: int, seconds: float) -> None:
         table = self._table
@@ -252,17 +250,22 @@ class IndexStore:
         A failure (e.g. disk full) leaves the committed snapshot and its log as they were."""
         started = time.monotonic()
         full = full or self._wants_full()
-        if full and self._table.needs_compaction():
-            self._compact()
+        prepared = self._compact() if full and self._table.needs_compaction() else None
         since = None if full else self._committed_rows
-        manifest = snapshot.write_snapshot(self.directory, self._table, self._manifest, self._seq, since=since)
+        manifest = snapshot.write_snapshot(
+            self.directory, self._table, self._manifest, self._seq, since=since, prepared=prepared
+        )
         self._manifest, self._committed_rows = manifest, len(self._table.ids)
         if full:
             self._base_rows = len(self._table.ids)
         self._table.killed.clear()
-        # The snapshot is committed; switch to a fresh log and drop what it replaced.
+        # Committed: a fresh log, what it replaced dropped, the rows it wrote served from their file.
         self._switch_log(manifest.seq, keep={*manifest.files})
         self._since_snapshot, self._snapshot_due = 0, self.snapshot_every
+        if isinstance(vectors := self._table.vectors, MappedVectors):
+            mapped = snapshot.map_vectors(self.directory / manifest.segments[-1].vectors)
+            with self._rw.write():
+                vectors.settle(since or 0, mapped)
         kind = "full" if full else f"delta {len(manifest.deltas)}"
         taken = (kind, manifest.seq, len(self._table), time.monotonic() - started)
         log.info("index snapshot (%s) at seq %d: %d items in %.2f s", *taken)
@@ -279,18 +282,16 @@ class IndexStore:
             if self._wal is not None:
                 self._wal.close()
             self._wal = WriteAheadLog(wal_path)
-        keep.add(self._wal.path.name)
-        for path in self.directory.iterdir():
-            if path.is_file() and snapshot.DATA_FILE.fullmatch(path.name) and path.name not in keep:
-                path.unlink()
-        fsync_dir(self.directory)
+        snapshot.remove_unnamed(self.directory, keep | {self._wal.path.name})
 
-    def _compact(self) -> None:
+    def _compact(self) -> str | None:
         """Drop tombstoned rows and rebuild the FAISS index (of the kind the size calls for).
-        Built beside the live one (searches go on), swapped in under the write lock."""
-        table = self._table.compacted()
+        Built beside the live one (searches go on), swapped in under the write lock. Returns
+        the vectors file a compressed kind's floats went to (`snapshot.compact`), or None."""
+        table, prepared = snapshot.compact(self.directory, self._table, self._manifest, self._seq)
         with self._rw.write():
             self._table, self._committed_rows = table, None
+        return prepared
 
     # --- reads -----------------------------------------------------------------------------
 
