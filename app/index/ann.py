@@ -71,7 +71,7 @@ class AnnParams:
     ef_search_max: int = 512
     ef_search: int | None = None  # fixed efSearch (PCCLIP_INDEX_EF_SEARCH); None = by size
     nlist_max: int = 4096  # most inverted lists of an IVF kind (build cost grows with it)
-    nprobe: int = 16  # IVF lists scanned per query (PCCLIP_INDEX_NPROBE); at 1M recall 0.96 by codes, 0.98 re-ranked (the server's)
+    nprobe: int = 16  # IVF lists scanned per query (PCCLIP_INDEX_NPROBE); 1M recall: 0.96 by codes, 0.98 re-ranked
     refine_k_factor: int = 256  # ivf-pq: candidates re-ranked with SQ8 = k_factor · k
     rerank_k_factor: int = 4  # compressed kinds with float rows at hand: candidates re-scored exactly = factor · k
     train_min: int = 10_000  # fewer live rows: a compressed kind falls back to flat
