@@ -26,8 +26,9 @@ snapshot's files rather than in memory (`app.index.vectors`), and `search` re-sc
 
 The compressed kinds must be trained: `build_index` trains them on a sample of
 `train_max` rows (random, seeded) of the rows being indexed, each time the store rebuilds its
-index (at compaction, when the kind changes or tombstones pile up), then adds every row;
-rows added later are encoded with that training. Below `train_min` rows a compressed kind
+index (at compaction: when the kind changes, tombstones pile up, or the rows have grown 4×
+past what its lists were trained for, `lists_outgrown`), then adds every row; rows added
+later are encoded with that training. Below `train_min` rows a compressed kind
 falls back to `flat`. `bench/search.py` measures every kind (recall@10 against exact search,
 latency, memory, build time); the README's performance section holds the figures.
 
@@ -171,6 +172,15 @@ def kind_of(index: faiss.Index) -> Kind:
     if isinstance(index, faiss.IndexIVFScalarQuantizer):
         return "ivf-sq8"
     return "hnsw" if isinstance(index, faiss.IndexHNSWFlat) else "flat"
+
+
+def lists_outgrown(index: faiss.Index, rows: int, params: AnnParams) -> bool:
+    """Whether an IVF index's lists were trained for far fewer rows than `rows`: the nlist that
+    many call for is at least twice its own (4× the rows). A store that grows retrains it then,
+    so its lists stay ~√rows long; rebuilds 4× apart cost at most a third more than one build."""
+    if kind_of(index) not in COMPRESSED:
+        return False
+    return params.nlist_for(rows) >= 2 * faiss.extract_index_ivf(index).nlist
 
 
 def search_parameters(index: faiss.Index, k: int, params: AnnParams) -> faiss.SearchParameters | None:

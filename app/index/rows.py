@@ -227,8 +227,9 @@ class RowTable:
         return len(self.ids) - len(self.row)
 
     def needs_compaction(self) -> bool:
-        wrong_kind = self.kind != self.params.kind_for(len(self.row))
-        return wrong_kind or (self.dead > 0 and self.dead >= COMPACT_DEAD_FRACTION * len(self.ids))
+        live = len(self.row)
+        rebuild = self.kind != self.params.kind_for(live) or ann.lists_outgrown(self.index, live, self.params)
+        return rebuild or (self.dead > 0 and self.dead >= COMPACT_DEAD_FRACTION * len(self.ids))
 
     def served_metadata(self, row: int) -> dict[str, Any]:
         """A row's metadata as served: {} when withheld (it breaks the rules)."""

@@ -150,3 +150,27 @@ def test_a_failed_snapshot_after_compaction_leaves_the_committed_one_and_serves_
     store.close()
     with open_store(tmp_path) as reopened:
         assert len(reopened) == N + 10 - N // 3 and reopened.get("x4").vector.tolist() == x4
+
+
+def test_a_store_that_grows_retrains_its_lists_for_its_size(tmp_path):
+    params = AnnParams(kind="ivf-sq8", train_min=100, train_max=400, nlist_max=64, nprobe=4)
+    grown = clustered(np.random.default_rng(3), 1_700)
+    store = open_store(tmp_path, params)
+
+    def lists() -> int:
+        return faiss.extract_index_ivf(store._table.index).nlist
+
+    try:
+        store.put([NewItem(f"x{i}", grown[i]) for i in range(100)])
+        store.snapshot()
+        trained = store._table.index
+        assert lists() == params.nlist_for(100) == 8
+        store.put([NewItem(f"x{i}", grown[i]) for i in range(100, 120)])
+        store.snapshot()  # the lists still fit 120 rows: kept
+        assert store._table.index is trained
+        store.put([NewItem(f"x{i}", grown[i]) for i in range(120, 1_700)])
+        store.snapshot()  # 17× the rows: retrained with the lists 1,700 rows call for
+        assert lists() == params.nlist_for(1_700) == 32
+        assert [hit.id for hit in store.search(grown[1_234], 1)] == ["x1234"]
+    finally:
+        store.close()
