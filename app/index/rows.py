@@ -276,7 +276,7 @@ class RowTable:
             return []
         scores = self.vectors[rows] @ q  # (R,) exact, from the float rows
         top = np.argsort(-scores, kind="stable")[:k]
-        hits = [self._hit(rows[i], float(scores[i])) for i in top]
+        hits = self._hits([(rows[i], float(scores[i])) for i in top])
         return hits if min_score is None else [hit for hit in hits if hit.score >= min_score]
 
     def _approximate(
@@ -299,26 +299,30 @@ class RowTable:
             # A compressed kind re-scores its candidates from the float rows: scores are exact
             # cosines, so they come best first and the `min_score` cut below holds for it too.
             scores, rows = ann.search(self.index, q, fetch, self.params, vectors=self.vectors)
-            hits: list[Hit] = []
+            chosen: list[tuple[int, float]] = []
             for score, row in zip(scores.tolist(), rows.tolist(), strict=True):
                 if min_score is not None and score < min_score:
-                    return hits  # best first: every later row scores lower still
+                    return self._hits(chosen)  # best first: every later row scores lower still
                 if row < 0 or self.ids[row] is None or row in excluded:
                     continue
                 if (allowed is not None and row not in allowed) or (
                     matches is not None and not matches(self.served_metadata(row))
                 ):
                     continue
-                hits.append(self._hit(row, score))
-                if len(hits) == k:
-                    return hits
+                chosen.append((row, score))
+                if len(chosen) == k:
+                    return self._hits(chosen)
             if fetch >= total:
-                return hits
+                return self._hits(chosen)
             fetch = min(total, fetch * 4)
 
-    def _hit(self, row: int, score: float) -> Hit:
-        item = self.item(row)
-        return Hit(item.id, score, item.metadata, item.vector, item.metadata_problem)
+    def _hits(self, chosen: Sequence[tuple[int, float]]) -> list[Hit]:
+        """Hits of (row, score) pairs, in order; their vectors gathered in one read."""
+        vectors = self.vectors[[row for row, _ in chosen]]
+        return [
+            Hit(self.ids[row], score, self.served_metadata(row), vector, self.problems.get(row))  # type: ignore[arg-type]
+            for (row, score), vector in zip(chosen, vectors, strict=True)
+        ]
 
 
 def _flat_storage(index: faiss.Index) -> faiss.IndexFlat | None:
