@@ -102,6 +102,8 @@ def evaluate(
     api_key: Annotated[str | None, typer.Option(envvar="PCCLIP_LLM_API_KEY", help="openai: bearer key.")] = None,
     seen_sources: Annotated[str, typer.Option(help="generalization: comma-separated sources the finetune's pairs "
                                                    "came from (default: the shipped tiny's).")] = SEEN_SOURCES,
+    sources: Annotated[str, typer.Option(help="generalization: comma-separated sources to score "
+                                              "(default: all of emoji, photos, fashion-mnist, cpunks, scenes).")] = "",
 ) -> None:
     """Difference classification, zero-shot, comparative prompting, retrieval and geometry for a model
     and its baseline: on the bundled data, or with --suite paper on the paper's data sets."""
@@ -117,7 +119,7 @@ def evaluate(
         return
     if suite == "generalization":
         _evaluate_generalization(report, model, baseline, seeds=seeds, pairs_per_seed=pairs_per_seed, device=device,
-                                 seen=[name.strip() for name in seen_sources.split(",") if name.strip()])
+                                 seen=_names(seen_sources), only=_names(sources) or None)
         return
     if suite != "bundled":
         raise typer.BadParameter(f"unknown --suite {suite!r}; expected bundled, paper or generalization")
@@ -161,13 +163,21 @@ def _evaluate_paper(report: Path, model: str, baseline: str, config, describer) 
     typer.echo(f"wrote {report}: {headline(results)}")
 
 
+def _names(listed: str) -> list[str]:
+    return [name.strip() for name in listed.split(",") if name.strip()]
+
+
 def _evaluate_generalization(report: Path, model: str, baseline: str, *, seeds: int, pairs_per_seed: int,
-                             device: str, seen: list[str]) -> None:
+                             device: str, seen: list[str], only: list[str] | None) -> None:
     from training.evaluation.generalization import evaluate_generalization
     from training.evaluation.generalization_report import headline, write
 
-    results = evaluate_generalization(model, baseline, seeds=seeds, pairs_per_seed=pairs_per_seed, device=device,
-                                      seen=seen, progress=lambda message: typer.echo(f"  {message}", err=True))
+    try:
+        results = evaluate_generalization(model, baseline, seeds=seeds, pairs_per_seed=pairs_per_seed, device=device,
+                                          seen=seen, only=only,
+                                          progress=lambda message: typer.echo(f"  {message}", err=True))
+    except ValueError as error:  # an unknown source name
+        raise typer.BadParameter(str(error)) from error
     write(results, report)
     typer.echo(f"wrote {report}: {headline(results)}")
 

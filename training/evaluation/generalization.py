@@ -78,6 +78,15 @@ def catalogue(fashion_images: int = 1000) -> dict[str, Source]:
     }
 
 
+def chosen(only: Sequence[str] | None) -> dict[str, Source]:
+    """The catalogue, or the part of it `only` names (ValueError naming the valid sources otherwise)."""
+    sources = catalogue()
+    unknown = sorted(set(only or ()) - set(sources))
+    if unknown:
+        raise ValueError(f"unknown source(s) {', '.join(unknown)}; the suite's sources: {', '.join(sources)}")
+    return sources if only is None else {name: source for name, source in sources.items() if name in only}
+
+
 def draw_comparisons(drawer: Drawer, rng: random.Random, n: int) -> list[Comparison]:
     """`n` comparisons (fewer only when the drawer keeps declining)."""
     drawn: list[Comparison] = []
@@ -196,26 +205,28 @@ def evaluate_generalization(
     pairs_per_seed: int = 100,
     device: str = "auto",
     seen: Sequence[str] = TINY_FINETUNE_SOURCES,
-    sources: Mapping[str, Source] | None = None,
+    only: Sequence[str] | None = None,
     progress: Callable[[str], None] = lambda message: None,
 ) -> dict[str, Any]:
-    """Every figure of the suite for `model` and `baseline` (see the module docstring)."""
+    """Every figure of the suite for `model` and `baseline` (see the module docstring); `only` narrows
+    it to those sources (their difference cells, class sets and comparative data sets)."""
     from training.evaluation.generalization_probes import comparative_both_protocols, unseen_geometry
     from training.evaluation.generalization_report import summarize
 
+    sources = chosen(only)
     encoders = {"model": create_model(model, device=device), "baseline": create_model(baseline, device=device)}
     scored = score_sources(
         Scorer(encoders),
-        catalogue() if sources is None else sources,
+        sources,
         seen,
         seeds=range(seeds),
         pairs_per_seed=pairs_per_seed,
         progress=progress,
     )
     progress("geometry on unseen templates")
-    geometry = unseen_geometry(encoders)
+    geometry = unseen_geometry(encoders, only)
     progress("comparative prompting, both protocols")
-    comparative = comparative_both_protocols(encoders, progress=progress)
+    comparative = comparative_both_protocols(encoders, only, progress=progress)
     results = {
         "suite": "generalization",
         "models": {who: {"spec": e.spec, "fingerprint": e.fingerprint} for who, e in encoders.items()},

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -51,16 +51,19 @@ EMOJI_TRAITS = {
 }
 
 
-def geometry_sets() -> dict[str, list[tuple[str, str, str]]]:
-    """Per set of classes: (prompt A, prompt B, c_AB) over every ordered pair and every naming."""
+def geometry_sets(sources: Collection[str] | None = None) -> dict[str, list[tuple[str, str, str]]]:
+    """Per set of classes: (prompt A, prompt B, c_AB) over every ordered pair and every naming. Colours
+    and shapes always; a source's classes when `sources` (default: all) names it."""
     from training.sources.fashion_mnist import FASHION_NOUNS
 
     classes = {
         "colours": [f"something {c}" for c in ("red", "green", "blue", "yellow", "orange", "purple")],
         "shapes": ["a circle", "a square", "a triangle", "a star"],
-        "fashion-mnist classes": list(FASHION_NOUNS),
-        "emoji groups": list(EMOJI_CATEGORIES.values()),
     }
+    if sources is None or "fashion-mnist" in sources:
+        classes["fashion-mnist classes"] = list(FASHION_NOUNS)
+    if sources is None or "emoji" in sources:
+        classes["emoji groups"] = list(EMOJI_CATEGORIES.values())
     return {
         name: [
             (UNSEEN_PROMPT.format(a), UNSEEN_PROMPT.format(b), wordings.sentence(template, {"a": a, "b": b}))
@@ -72,20 +75,26 @@ def geometry_sets() -> dict[str, list[tuple[str, str, str]]]:
 
 
 def _distance(encoder: Encoder, rows: Sequence[tuple[str, str, str]]) -> dict[str, float]:
-    a, b, c = (encoder.encode_texts([row[i] for row in rows]) for i in range(3))
+    texts = list(dict.fromkeys(text for row in rows for text in row))  # class prompts recur: encode each once
+    embedded = dict(zip(texts, encoder.encode_texts(texts), strict=True))
+    a, b, c = (torch.stack([embedded[row[i]] for row in rows]) for i in range(3))  # (K, D) each
     mean, error = mean_and_error(distances(a, b, c).tolist())
     return {"distance": mean, "stderr": error, "pairs": len(rows)}
 
 
-def unseen_geometry(encoders: Mapping[str, Encoder]) -> dict[str, dict[str, dict[str, float]]]:
+def unseen_geometry(
+    encoders: Mapping[str, Encoder], sources: Collection[str] | None = None
+) -> dict[str, dict[str, dict[str, float]]]:
     """{set: {who: distance ± s.e.}}; "in-domain (bundled suite)" is the training-like template."""
-    sets = {**geometry_sets(), "in-domain (bundled suite)": class_pairs()}
+    sets = {**geometry_sets(sources), "in-domain (bundled suite)": class_pairs()}
     return {name: {who: _distance(encoder, rows) for who, encoder in encoders.items()} for name, rows in sets.items()}
 
 
-def comparative_probes() -> tuple[list[tuple[Probe, Callable[[int, int], str]]], dict[str, str]]:
-    """(probe, text for confused pair (true, predicted)) per data set that is installed; and {name: why
-    skipped} for the others."""
+def comparative_probes(
+    sources: Collection[str] | None = None,
+) -> tuple[list[tuple[Probe, Callable[[int, int], str]]], dict[str, str]]:
+    """(probe, text for confused pair (true, predicted)) per data set of `sources` (default: all) that is
+    installed; and {name: why skipped} for the others."""
     from training.sources.cpunks import PUNK_TYPES, TYPE_PHRASES
     from training.sources.fashion_mnist import FASHION_CLASSES, FASHION_NOUNS
 
@@ -97,6 +106,8 @@ def comparative_probes() -> tuple[list[tuple[Probe, Callable[[int, int], str]]],
     ]
     probes, skipped = [], {}
     for name, source, attribute, values, labels, traits, limit in specs:
+        if sources is not None and source not in sources:
+            continue
         try:
             probe = source_probe(
                 name, source, attribute, values, labels, limit=limit or 10_000, seed=0, template="This is a photo of {}"
@@ -141,10 +152,12 @@ def comparative_on(encoders: Mapping[str, Encoder], probe: Probe, text: Callable
 
 
 def comparative_both_protocols(
-    encoders: Mapping[str, Encoder], progress: Callable[[str], None] = lambda message: None
+    encoders: Mapping[str, Encoder],
+    sources: Collection[str] | None = None,
+    progress: Callable[[str], None] = lambda message: None,
 ) -> dict[str, Any]:
     """{probe name: comparative_on(...)}, plus "skipped": {name: why} for data sets not installed."""
-    probes, skipped = comparative_probes()
+    probes, skipped = comparative_probes(sources)
     for message in skipped.values():
         progress(message)
     results: dict[str, Any] = {}
