@@ -10,6 +10,7 @@ import typer
 
 from training import base_model
 from training import finetune as finetuning
+from training.evaluation.generalization import TINY_FINETUNE_SOURCES
 from training.evaluation.probes import base_model_probes
 from training.evaluation.zero_shot import evaluate_probes
 from training.run_state import ResumeError
@@ -18,6 +19,7 @@ DEFAULTS = base_model.BaseTrainConfig()
 FINETUNE = finetuning.FinetuneConfig(pairs="")
 DEFAULT_CACHE = Path.home() / ".cache" / "pcclip" / "embeddings"
 DEFAULT_TEXTS = Path.home() / ".cache" / "pcclip" / "paper" / "llm_texts.jsonl"
+SEEN_SOURCES = ",".join(TINY_FINETUNE_SOURCES)
 
 
 def train_base(
@@ -81,7 +83,8 @@ def evaluate(
     report: Annotated[Path, typer.Option(help="Folder for report.json, report.md and difference.png.")],
     model: Annotated[str, typer.Option(help="Model spec to evaluate.")] = "tiny",
     baseline: Annotated[str, typer.Option(help="Model spec to compare with.")] = "tiny-base",
-    suite: Annotated[str, typer.Option(help="bundled (data shipped here) or paper (its data sets).")] = "bundled",
+    suite: Annotated[str, typer.Option(help="bundled (data shipped here), paper (its data sets) or generalization "
+                                            "(kinds of difference on sources the finetune never saw).")] = "bundled",
     data_root: Annotated[Path | None, typer.Option(help="paper: folder holding the data sets (README).")] = None,
     seeds: Annotated[int, typer.Option(help="Seeds per difference task (paper: 5).")] = 5,
     pairs_per_seed: Annotated[int, typer.Option(help="Held-out pairs per seed; paper suite: images sampled per seed "
@@ -97,6 +100,10 @@ def evaluate(
     base_url: Annotated[str, typer.Option(help="openai: server URL, e.g. http://llm:8000/v1.")] = "",
     llm_model: Annotated[str, typer.Option(help="openai: model name the server serves.")] = "",
     api_key: Annotated[str | None, typer.Option(envvar="PCCLIP_LLM_API_KEY", help="openai: bearer key.")] = None,
+    seen_sources: Annotated[str, typer.Option(help="generalization: comma-separated sources the finetune's pairs "
+                                                   "came from (default: the shipped tiny's).")] = SEEN_SOURCES,
+    sources: Annotated[str, typer.Option(help="generalization: comma-separated sources to score "
+                                              "(default: all of emoji, photos, fashion-mnist, cpunks, scenes).")] = "",
 ) -> None:
     """Difference classification, zero-shot, comparative prompting, retrieval and geometry for a model
     and its baseline: on the bundled data, or with --suite paper on the paper's data sets."""
@@ -110,8 +117,12 @@ def evaluate(
                              precision=precision, batch_size=batch_size)
         _evaluate_paper(report, model, baseline, config, _llm_describer(describer, base_url, llm_model, api_key))
         return
+    if suite == "generalization":
+        _evaluate_generalization(report, model, baseline, seeds=seeds, pairs_per_seed=pairs_per_seed, device=device,
+                                 seen=_names(seen_sources), only=_names(sources) or None)
+        return
     if suite != "bundled":
-        raise typer.BadParameter(f"unknown --suite {suite!r}; expected bundled or paper")
+        raise typer.BadParameter(f"unknown --suite {suite!r}; expected bundled, paper or generalization")
     from training.evaluation.report import evaluate as run_evaluation
     from training.evaluation.report import headline, write_report
 
@@ -148,6 +159,25 @@ def _evaluate_paper(report: Path, model: str, baseline: str, config, describer) 
     except (ValueError, RuntimeError) as error:  # contradictory files on disk, a bad option, a refused LLM request
         typer.echo(f"pcclip eval: {error}", err=True)
         raise typer.Exit(1) from error
+    write(results, report)
+    typer.echo(f"wrote {report}: {headline(results)}")
+
+
+def _names(listed: str) -> list[str]:
+    return [name.strip() for name in listed.split(",") if name.strip()]
+
+
+def _evaluate_generalization(report: Path, model: str, baseline: str, *, seeds: int, pairs_per_seed: int,
+                             device: str, seen: list[str], only: list[str] | None) -> None:
+    from training.evaluation.generalization import evaluate_generalization
+    from training.evaluation.generalization_report import headline, write
+
+    try:
+        results = evaluate_generalization(model, baseline, seeds=seeds, pairs_per_seed=pairs_per_seed, device=device,
+                                          seen=seen, only=only,
+                                          progress=lambda message: typer.echo(f"  {message}", err=True))
+    except ValueError as error:  # an unknown source name
+        raise typer.BadParameter(str(error)) from error
     write(results, report)
     typer.echo(f"wrote {report}: {headline(results)}")
 

@@ -9,7 +9,7 @@ classes and overall, before and after, over a sweep of α.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
@@ -35,9 +35,14 @@ FASHION_TRAITS = {
 }
 
 
-def fashion_comparative(first: str, second: str) -> str:
-    text = f"{FASHION_TRAITS[first]}, while {FASHION_TRAITS[second]}."
+def traits_comparative(traits: Mapping[str, str], first: str, second: str) -> str:
+    """The comparative text for a confused pair from one trait per class: "A shirt has …, while a pullover has …"."""
+    text = f"{traits[first]}, while {traits[second]}."
     return text[0].upper() + text[1:]
+
+
+def fashion_comparative(first: str, second: str) -> str:
+    return traits_comparative(FASHION_TRAITS, first, second)
 
 
 def top_confusions(predictions: torch.Tensor, targets: Sequence[int], k: int = 3) -> list[tuple[int, int]]:

@@ -106,7 +106,7 @@ def _punk_attributes(rng: random.Random, n: int) -> list[DifferencePair]:
     pairs: list[DifferencePair] = []
     while len(pairs) < n:
         a, b = rng.sample(samples, 2)
-        accessories_a, accessories_b = _accessories(a), _accessories(b)
+        accessories_a, accessories_b = accessories(a), accessories(b)
         only_a, only_b = sorted(accessories_a - accessories_b), sorted(accessories_b - accessories_a)
         if only_a and only_b:
             pairs.append(DifferencePair(a.image, b.image,
@@ -115,7 +115,7 @@ def _punk_attributes(rng: random.Random, n: int) -> list[DifferencePair]:
     return pairs
 
 
-def _accessories(sample: Sample) -> set[str]:
+def accessories(sample: Sample) -> set[str]:
     listed = sample.attributes["accessories"]
     if not isinstance(listed, list | tuple):
         raise ValueError(f"{sample.uid}: accessories should be a list, got {type(listed).__name__}")
