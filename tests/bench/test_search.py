@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
+from functools import partial
 
+import benchrun
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def bench_process(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "search.py"), *args],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
-
-
-def run_bench(*args: str) -> tuple[dict, str]:
-    """The JSON line and the progress log of one run."""
-    result = bench_process(*args)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1]), result.stderr
+bench_process = partial(benchrun.bench_process, "search.py")
+run_bench = partial(benchrun.run_bench, "search.py")
 
 
 def test_vectors_from_a_read_only_file_are_measured_per_kind(tmp_path):

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
+from functools import partial
 
+import benchrun
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_bench(*args: str) -> tuple[dict, str]:
-    """The JSON line and the progress log of one run."""
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "store.py"), *args],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1]), result.stderr
+run_bench = partial(benchrun.run_bench, "store.py")
 
 
 def test_a_compressed_store_is_built_once_and_searched_from_a_fresh_process_per_factor(tmp_path):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-WHO = ("baseline", "model")
+from training.evaluation.paper.table import WHO, confusions_text
 
 
 def summarize(results: dict[str, Any]) -> dict[str, Any]:
@@ -147,7 +147,7 @@ def _comparative(results: dict[str, Any]) -> list[str]:
             if "skipped" in entry:
                 lines.append(f"| {name} | {who} | {entry['skipped']} | | | |")
                 continue
-            pairs = "; ".join(f"{c['true']} → {c['predicted']}" for c in entry["confusions"])
+            pairs = confusions_text(entry)
             every, subset = entry["all classes"], entry["subset"]
             lines.append(
                 f"| {name} | {who} | {pairs} | {every['before']:.1%} → {every['after']:.1%} | "

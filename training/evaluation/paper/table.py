@@ -113,7 +113,7 @@ def _sections(results: dict[str, Any]) -> list[str]:
             if "skipped" in entry:
                 lines.append(f"- {name}, {who}: skipped ({entry['skipped']})")
                 continue
-            pairs = "; ".join(f"{c['true']} → {c['predicted']}" for c in entry["confusions"])
+            pairs = confusions_text(entry)
             every, subset = entry["all classes"], entry["subset"]
             lines.append(f"- {name}, {who} ({pairs}): all classes {every['before']:.1%} → {every['after']:.1%} "
                          f"(confused classes {every['confused_before']:.1%} → {every['confused_after']:.1%}); "
@@ -128,3 +128,8 @@ def _sections(results: dict[str, Any]) -> list[str]:
         lines += [f"| {metric} | {row['baseline'][metric]:.1%} | {value:.1%} |"
                   for metric, value in row["model"].items()]
     return lines
+
+
+def confusions_text(entry: dict[str, Any]) -> str:
+    """A comparative entry's confused pairs as "true → predicted; …"."""
+    return "; ".join(f"{c['true']} → {c['predicted']}" for c in entry["confusions"])
