@@ -24,6 +24,7 @@ from common.files import remove_temp_files, write_atomic
 from models import create_model, save_checkpoint
 from models.encoder import Encoder
 from models.towers import text_block_names, text_block_state
+from models.trimmed_text import encode_text_trimmed
 from training import distributed
 from training.distributed import SINGLE, Worker
 from training.embedding_cache import EmbeddingCache
@@ -120,7 +121,9 @@ def build_optimizer(parameters, config: FinetuneConfig):
 
 
 def encode_texts_train(encoder: Encoder, tokens: torch.Tensor) -> torch.Tensor:
-    return F.normalize(encoder.model.encode_text(tokens.to(encoder.device)).float(), dim=-1)
+    """Unit text embeddings with gradients, the padding columns trimmed (`encode_text_trimmed`:
+    the same vectors; a 15-token caption no longer costs a 77-token forward and backward)."""
+    return F.normalize(encode_text_trimmed(encoder.model, tokens.to(encoder.device)).float(), dim=-1)
 
 
 def train_one_epoch(
