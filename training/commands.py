@@ -196,11 +196,14 @@ def pairs(
     api_key: Annotated[str | None, typer.Option(envvar="PCCLIP_LLM_API_KEY", help="openai: bearer key.")] = None,
     concurrency: Annotated[int, typer.Option(help="openai: requests in flight.")] = 8,
     max_clauses: Annotated[int, typer.Option(help="attributes: differences stated per text.")] = 2,
-    pairing: Annotated[str, typer.Option(help="random, or minimal: drawn scenes differing in one fact.")] = "random",
+    pairing: Annotated[str, typer.Option(
+        help="random; minimal: drawn scenes differing in one fact; edits: one picture at two strengths of an edit "
+             "(brightness, contrast, saturation, sharpness, noise, compression, zoom, rotation).")] = "random",
     seed: Annotated[int, typer.Option(help="Seed for images, pairs and wording.")] = 0,
 ) -> None:
     """Sample image pairs, describe how the first differs from the second, filter, save."""
     from training.describers import DescriberOptions, describer_from_options
+    from training.edit_pairs import edit_pairs
     from training.pair_builder import build_pairs, describe_pairs
     from training.sources.base import load_source
     from training.sources.scenes import minimal_pairs
@@ -208,8 +211,8 @@ def pairs(
 
     options = DescriberOptions(seed=seed, max_clauses=max_clauses, base_url=base_url, llm_model=llm_model,
                                api_key=api_key, concurrency=concurrency)
-    if pairing not in ("random", "minimal") or (pairing == "minimal" and source != ["scenes"]):
-        raise typer.BadParameter("--pairing is random, or minimal with --source scenes alone")
+    if pairing not in ("random", "minimal", "edits") or (pairing == "minimal" and source != ["scenes"]):
+        raise typer.BadParameter("--pairing is random, edits, or minimal with --source scenes alone")
     try:
         writer = describer_from_options(describer, options)
         samples = [] if pairing == "minimal" else [
@@ -221,6 +224,8 @@ def pairs(
     try:
         if pairing == "minimal":
             stats = describe_pairs(minimal_pairs(split, limit, seed), writer, out, keep=keep)
+        elif pairing == "edits":
+            stats = describe_pairs(edit_pairs(samples, limit, seed), writer, out, keep=keep)
         else:
             stats = build_pairs(samples, writer, out, budget=limit, seed=seed, keep=keep)
     except (RuntimeError, ImportError) as error:  # a refused request, or the local model's package missing

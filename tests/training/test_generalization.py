@@ -15,8 +15,9 @@ from cli.main import cli, register
 from training.evaluation import kinds, wordings
 from training.evaluation.generalization import Scorer, chosen, draw_comparisons, score_cell, score_sources
 from training.evaluation.generalization_report import summarize
-from training.evaluation.kinds import EDITS, INPUT_SIDE, QUALITY_KINDS, fit, is_colourful
+from training.evaluation.kinds import EDITS, QUALITY_KINDS
 from training.evaluation.object_kinds import EMOJI_KINDS, SCENE_KINDS, fashion_kinds, punk_kinds
+from training.image_edits import INPUT_SIDE, fit, is_colourful
 from training.sources.base import Sample, load_source
 
 

@@ -2,7 +2,8 @@
 
 Each text states how the FIRST image differs from the SECOND. Scenes differ in colour, shape,
 size, count, position and brightness; CryptoPunks in type and accessories (presence of an
-object); Fashion-MNIST in the item shown. Wording varies by a seeded choice of templates so
+object); Fashion-MNIST in the item shown; edit pairs (`training.edit_pairs`, any source) in
+how one picture looks. Wording varies by a seeded choice of templates so
 the text tower learns the difference, not one sentence.
 """
 
@@ -12,6 +13,7 @@ import random
 from collections.abc import Mapping, Sequence
 
 from training.describers.base import DescriberOptions, PairInput
+from training.edit_pairs import edit_difference
 from training.sources.scenes import POSITION_PHRASES
 
 NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
@@ -141,14 +143,21 @@ class AttributeDescriber:
         return [self._describe_one(pair) for pair in pairs]
 
     def _describe_one(self, pair: PairInput) -> str | None:
-        differences = _BY_SOURCE.get(pair.source)
-        if differences is None:
-            raise ValueError(
-                f"the attributes describer knows sources {', '.join(_BY_SOURCE)}; got {pair.source!r}"
-            )
-        clauses = differences(*pair.attributes, self.rng)
+        clauses = self._clauses(pair)
         if not clauses:
             return None  # no known difference: nothing true to say
         self.rng.shuffle(clauses)
         text = "; ".join(clauses[: self.max_clauses])
         return text[0].upper() + text[1:] + "."
+
+    def _clauses(self, pair: PairInput) -> list[str]:
+        first, second = pair.attributes
+        if "edit" in first and first.get("edit") == second.get("edit"):  # one picture, edited twice
+            return [edit_difference(first, second, self.rng)]
+        differences = _BY_SOURCE.get(pair.source)
+        if differences is None:
+            raise ValueError(
+                f"the attributes describer knows sources {', '.join(_BY_SOURCE)}; got {pair.source!r} "
+                "(edit pairs: any source)"
+            )
+        return differences(first, second, self.rng)

@@ -23,7 +23,8 @@ from PIL import Image
 
 from training.evaluation import wordings
 from training.evaluation.difference import accessories
-from training.evaluation.kinds import INPUT_SIDE, Comparison, Drawer, Kind, fit, swap_maybe
+from training.evaluation.kinds import Comparison, Drawer, Kind, swap_maybe
+from training.image_edits import INPUT_SIDE, fit
 from training.sources.base import Sample
 from training.sources.scenes import SceneSpec, render_scene, sample_scene_spec
 
