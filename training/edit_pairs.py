@@ -5,7 +5,8 @@
 strengths far enough apart to see (one of them often the untouched picture), so the two images
 differ in that alone. Each sample records `edit` and `level` (larger = more of the kind's
 `more` words); the attribute describer states the comparison and its caption says how the
-picture looks ("a blurry, grainy picture of …"), so an LLM describer can write it too.
+picture looks ("a blurry picture: …" where the level is far from untouched), so an LLM
+describer can write it too.
 """
 
 from __future__ import annotations
@@ -101,10 +102,9 @@ def _edit_pair(
         raise ValueError(f"no colourful picture among the samples for {name!r} pairs")
     a, b = _two_levels(kind, rng)
     noise_seed = rng.randrange(1 << 32)  # one grain pattern for both sides: only its strength differs
-    return tuple(  # type: ignore[return-value]
-        _edited(sample, picture, name, level, noise_seed, f"{index}:{side_name}")
-        for level, side_name in ((a, "a"), (b, "b"))
-    )
+    first = _edited(sample, picture, name, a, noise_seed, f"{index}:a")
+    second = _edited(sample, picture, name, b, noise_seed, f"{index}:b")
+    return first, second
 
 
 def _two_levels(kind: EditKind, rng: random.Random) -> tuple[float, float]:
