@@ -1,4 +1,8 @@
-"""Shared route dependencies as named aliases."""
+"""Shared route dependencies as named aliases.
+
+Each is `async def` although none awaits: FastAPI runs a plain `def` dependency in its
+threadpool, a thread hop per dependency per request that cost more CPU than the whole
+dependency (see README, "Performance against a peer")."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from app.settings import Settings
 from app.slot import Slot
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     """The settings the app was built with (not a dependency override: FastAPI re-analyses an
     overridden dependency's signature on every request)."""
     return request.app.state.settings
@@ -23,14 +27,14 @@ def get_app_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
-def get_model_slot(request: Request) -> Slot[Engine]:
+async def get_model_slot(request: Request) -> Slot[Engine]:
     return request.app.state.model_slot
 
 
 ModelSlotDep = Annotated[Slot[Engine], Depends(get_model_slot)]
 
 
-def get_engine(slot: ModelSlotDep) -> Engine:
+async def get_engine(slot: ModelSlotDep) -> Engine:
     """The engine; `NotReady` (→ 503 with the reason) while the model loads or after a failure."""
     return slot.require()
 
@@ -38,14 +42,14 @@ def get_engine(slot: ModelSlotDep) -> Engine:
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
-def get_index_slot(request: Request) -> Slot[IndexBackend]:
+async def get_index_slot(request: Request) -> Slot[IndexBackend]:
     return request.app.state.index_slot
 
 
 IndexSlotDep = Annotated[Slot[IndexBackend], Depends(get_index_slot)]
 
 
-def get_index(slot: IndexSlotDep) -> IndexBackend:
+async def get_index(slot: IndexSlotDep) -> IndexBackend:
     """The open index; `NotReady` (→ 503 with the reason) otherwise."""
     return slot.require()
 
@@ -53,14 +57,14 @@ def get_index(slot: IndexSlotDep) -> IndexBackend:
 IndexDep = Annotated[IndexBackend, Depends(get_index)]
 
 
-def get_generator_slot(request: Request) -> Slot[Generator]:
+async def get_generator_slot(request: Request) -> Slot[Generator]:
     return request.app.state.generator_slot
 
 
 GeneratorSlotDep = Annotated[Slot[Generator], Depends(get_generator_slot)]
 
 
-def get_jobs(slot: GeneratorSlotDep) -> JobManager:
+async def get_jobs(slot: GeneratorSlotDep) -> JobManager:
     """The job manager; 503 with the reason when generation is unavailable or not loaded yet."""
     return slot.require().jobs
 

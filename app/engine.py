@@ -160,7 +160,9 @@ class Engine:
         Admitted first: when the queue is full, or the decoded pixels in flight would exceed
         their budget, the request is refused before any image is fetched or decoded."""
         with self._batcher.admit(len(named_sources)):
-            pixels = await self._images.load(named_sources, self._encoder.pixels, self._batcher.pixels)  # (N, 3, H, W)
+            pixels = await self._images.load(  # (N, 3, H, W)
+                named_sources, self._encoder.pixels, self._batcher.pixels, self._encoder.input_side
+            )
         return await self._batcher.encode_pixels(pixels)
 
     async def read_image_bytes(self, named_sources: Sequence[tuple[str, Source]]) -> list[bytes]:

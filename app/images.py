@@ -21,14 +21,14 @@ from dataclasses import dataclass
 
 import httpx
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from starlette.concurrency import run_in_threadpool
 
 from app.batcher import PixelBudget
 from app.errors import InvalidInput
 from app.schemas.common import ImageInput
 from app.settings import Settings
-from models.images import to_rgb
+from models.images import decode_upright
 
 FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF")
 MAX_REDIRECTS = 3
@@ -114,12 +114,10 @@ def open_image(data: bytes, where: str, limits: ImageLimits) -> Image.Image:
     return image
 
 
-def load_pixels(image: Image.Image, where: str) -> Image.Image:
-    """Decode the pixels, apply the EXIF orientation and convert to RGB."""
+def load_pixels(image: Image.Image, where: str, side: int | None = None) -> Image.Image:
+    """Decode the pixels upright and in RGB; a large JPEG reduced towards `side` (`decode_upright`)."""
     try:
-        image.load()
-        ImageOps.exif_transpose(image, in_place=True)  # a copy would be one more full image in memory
-        return to_rgb(image)
+        return decode_upright(image, side)
     except Exception as exc:  # noqa: BLE001 — truncated/corrupt data surfaces as many types
         raise InvalidInput(f"{where}: corrupt image data ({exc})") from None
 
@@ -141,26 +139,30 @@ def open_images(blobs: Sequence[tuple[str, bytes]], limits: ImageLimits) -> list
 
 
 def to_model_input(
-    blobs: Sequence[tuple[str, bytes]], limits: ImageLimits, preprocess: Preprocess, budget: PixelBudget
+    blobs: Sequence[tuple[str, bytes]],
+    limits: ImageLimits,
+    preprocess: Preprocess,
+    budget: PixelBudget,
+    side: int | None = None,
 ) -> torch.Tensor:
     """Named image files → the model's input (N, 3, H, W); blocking, CPU-bound.
 
     All headers are checked before any pixels are decoded; then the request's pixels are held
     in `budget` (or refused) and its images decoded one at a time, each image's share given back
-    once it is a tensor."""
-    opened = open_images(blobs, limits)
-    with budget.hold(sum(image.size[0] * image.size[1] for _, image in opened)) as release:
+    once it is a tensor. `side` is the model's input side (see `load_pixels`)."""
+    opened = [(where, image, image.size[0] * image.size[1]) for where, image in open_images(blobs, limits)]
+    with budget.hold(sum(pixels for _, _, pixels in opened)) as release:
         rows = []
-        for where, image in opened:
-            rows.append(preprocess_one(image, where, preprocess))
-            release(image.size[0] * image.size[1])
+        for where, image, pixels in opened:  # pixels as the header said: a reduced decode shrinks image.size
+            rows.append(preprocess_one(image, where, preprocess, side))
+            release(pixels)
     return torch.cat(rows)
 
 
-def preprocess_one(image: Image.Image, where: str, preprocess: Preprocess) -> torch.Tensor:
+def preprocess_one(image: Image.Image, where: str, preprocess: Preprocess, side: int | None = None) -> torch.Tensor:
     """Decode one image and preprocess it.  -> (1, 3, H, W); its full-size pixels are freed on return."""
     try:
-        rgb = load_pixels(image, where)
+        rgb = load_pixels(image, where, side)
         try:
             return preprocess([rgb])
         except Exception as exc:  # noqa: BLE001 — a decoded image the transform still rejects
@@ -349,20 +351,36 @@ class ImageLoader:
     async def read_bytes(self, sources: Sequence[tuple[str, Source]]) -> list[bytes]:
         """The file bytes of named inputs: URLs fetched (where allowed, concurrently), base64
         decoded off the event loop, uploads as they are. Nothing is decoded as an image."""
-        urls = [(i, where, url) for i, (where, s) in enumerate(sources) if (url := _url_of(s)) is not None]
-        fetched = await asyncio.gather(*(self.fetcher.fetch(url, where) for _, where, url in urls))
-        data = await run_in_threadpool(_file_bytes, sources)
-        for (i, _, _), blob in zip(urls, fetched, strict=True):
-            data[i] = blob
-        return data
+        fetched = await self._fetch_urls(sources)
+        return await run_in_threadpool(_file_bytes, sources, fetched)
 
     async def load(
-        self, sources: Sequence[tuple[str, Source]], preprocess: Preprocess, budget: PixelBudget
+        self,
+        sources: Sequence[tuple[str, Source]],
+        preprocess: Preprocess,
+        budget: PixelBudget,
+        side: int | None = None,
     ) -> torch.Tensor:
-        """`sources` are (field name for messages, input) pairs, e.g. ("images[0]", ...).  -> (N, 3, H, W)"""
-        data = await self.read_bytes(sources)
-        blobs = [(where, blob) for (where, _), blob in zip(sources, data, strict=True)]
-        return await run_in_threadpool(to_model_input, blobs, self.limits, preprocess, budget)
+        """`sources` are (field name for messages, input) pairs, e.g. ("images[0]", ...); `side`
+        the model's input side (`to_model_input`).  -> (N, 3, H, W)
+
+        Base64 decoding, image decoding and preprocessing share one trip to the threadpool."""
+        fetched = await self._fetch_urls(sources)
+
+        def blocking() -> torch.Tensor:
+            data = _file_bytes(sources, fetched)
+            blobs = [(where, blob) for (where, _), blob in zip(sources, data, strict=True)]
+            return to_model_input(blobs, self.limits, preprocess, budget, side)
+
+        return await run_in_threadpool(blocking)
+
+    async def _fetch_urls(self, sources: Sequence[tuple[str, Source]]) -> dict[int, bytes]:
+        """The bytes of the URL inputs (where allowed, concurrently), by position in `sources`."""
+        urls = [(i, where, url) for i, (where, s) in enumerate(sources) if (url := _url_of(s)) is not None]
+        if not urls:
+            return {}
+        fetched = await asyncio.gather(*(self.fetcher.fetch(url, where) for _, where, url in urls))
+        return {i: blob for (i, _, _), blob in zip(urls, fetched, strict=True)}
 
 
 def _url_of(source: Source) -> str | None:
@@ -370,14 +388,12 @@ def _url_of(source: Source) -> str | None:
     return source.url if isinstance(source, ImageInput) else None
 
 
-def _file_bytes(sources: Sequence[tuple[str, Source]]) -> list[bytes]:
-    """Uploads as they are, base64 decoded; URL inputs get b"" here (their bytes are fetched)."""
-    return [_one_file(where, source) for where, source in sources]
+def _file_bytes(sources: Sequence[tuple[str, Source]], fetched: dict[int, bytes]) -> list[bytes]:
+    """Uploads as they are, base64 decoded, URL inputs as `fetched` (by position)."""
+    return [fetched[i] if i in fetched else _one_file(where, source) for i, (where, source) in enumerate(sources)]
 
 
 def _one_file(where: str, source: Source) -> bytes:
     if isinstance(source, bytes):
         return source
-    if source.url is not None:
-        return b""
     return decode_b64(source.b64 or "", where)

@@ -89,7 +89,8 @@ def stage_costs(args: argparse.Namespace, images: list[str]) -> dict[str, float]
     bodies = [json.dumps(native_body("image", b64)).encode() for b64 in images]
     parsed = [json.loads(body) for body in bodies]
     raw = [decode_b64(b64, "images[0]") for b64 in images]
-    decoded = [load_pixels(open_image(data, "images[0]", limits), "images[0]") for data in raw]
+    side = encoder.input_side  # the server decodes a large JPEG reduced towards it
+    decoded = [load_pixels(open_image(data, "images[0]", limits), "images[0]", side) for data in raw]
     pixels = encoder.pixels(decoded[: args.batch])
     vectors = encoder.encode_pixels(pixels)[:1]
     adapter = TypeAdapter(EmbedResponse)
@@ -111,7 +112,7 @@ def stage_costs(args: argparse.Namespace, images: list[str]) -> dict[str, float]
         "json_parse": cpu_ms(lambda: json.loads(nth(bodies)()), n),
         "validate": cpu_ms(lambda: EmbedRequest.model_validate(nth(parsed)()), n),
         "base64": cpu_ms(lambda: decode_b64(nth(images)(), "images[0]"), n),
-        "decode": cpu_ms(lambda: load_pixels(open_image(nth(raw)(), "images[0]", limits), "images[0]"), n),
+        "decode": cpu_ms(lambda: load_pixels(open_image(nth(raw)(), "images[0]", limits), "images[0]", side), n),
         "preprocess": cpu_ms(lambda: encoder.pixels([nth(decoded)()]), n),
         "forward": cpu_ms(lambda: encoder.encode_pixels(pixels), max(2, n // args.batch)) / args.batch,
         "respond": cpu_ms(respond, n),

@@ -75,6 +75,14 @@ class Encoder:
             self.model.visual.output_dim
         )
 
+    @property
+    def input_side(self) -> int | None:
+        """The longest side of the image tower's input, in pixels; None when the tower does not say."""
+        size = getattr(self.model.visual, "image_size", None)
+        if isinstance(size, int):
+            return size
+        return max(size) if isinstance(size, (tuple, list)) and size else None
+
     def info(self) -> dict[str, Any]:
         return {
             "spec": self.spec,

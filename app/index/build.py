@@ -19,7 +19,7 @@ from app.index.sources import SourceRow
 from app.index.store import IndexStore
 from app.index.swap import staging, swap_in
 from models import Encoder
-from models.images import to_rgb
+from models.images import decode_upright
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,8 @@ def build_index(
     todo = todo_rows(store, rows, summary)
     with tqdm(total=len(todo), desc="index build", unit="image", disable=not progress) as bar:
         for batch in _batches(todo, batch_size):
-            loaded = load_images([(row.id, row) for row in batch], lambda row: Image.open(row.path), summary)
+            rows_of_batch = [(row.id, row) for row in batch]
+            loaded = load_images(rows_of_batch, lambda row: Image.open(row.path), summary, encoder.input_side)
             if loaded:
                 vectors = encoder.encode_images([image for _, image, _ in loaded]).numpy()  # (B, D)
                 store.put([NewItem(row.id, vectors[i], row.metadata, row.path) for i, (_, _, row) in enumerate(loaded)])
@@ -102,7 +103,9 @@ def rebuild_index(
             with tqdm(total=len(todo), desc="index rebuild", unit="image", disable=not progress) as bar:
                 for batch in _batches(todo, batch_size):
                     sources = [(item.id, item) for item in batch]
-                    loaded = load_images(sources, lambda item: _open_source(old, item.source), summary)
+                    loaded = load_images(
+                        sources, lambda item: _open_source(old, item.source), summary, encoder.input_side
+                    )
                     if loaded:
                         vectors = encoder.encode_images([image for _, image, _ in loaded]).numpy()
                         new.put(
@@ -150,14 +153,19 @@ def _source_of(store: IndexStore, source: str | None) -> bytes | Path | None:
     return Path(ref) if kind == "path" else store.source_bytes(source)
 
 
-def load_images(batch: Iterable[tuple[str, T]], opener: Callable[[T], Image.Image], summary: BuildSummary):
-    """[(id, RGB image, ref)] of the batch entries that open; failures are logged and counted."""
+def load_images(
+    batch: Iterable[tuple[str, T]],
+    opener: Callable[[T], Image.Image],
+    summary: BuildSummary,
+    side: int | None = None,
+):
+    """[(id, RGB image, ref)] of the batch entries that open, decoded as the server decodes
+    (`decode_upright`, towards the model's input `side`); failures are logged and counted."""
     loaded = []
     for item_id, ref in batch:
         try:
             with opener(ref) as image:
-                image.load()  # the pixels, before the file closes
-                loaded.append((item_id, to_rgb(image), ref))
+                loaded.append((item_id, decode_upright(image, side), ref))  # the pixels, before the file closes
         except Exception as exc:  # noqa: BLE001 — one bad file must not stop a long build
             log.warning("%s: not indexed (%s)", item_id, exc)
             summary.failed.append(item_id)

@@ -106,7 +106,7 @@ def _pipeline(ray: ModuleType, encoder: Encoder, todo: list[SourceRow], options:
         decode_batch,
         batch_size=options.batch_size,
         batch_format="numpy",
-        fn_kwargs={"preprocess": encoder.preprocess},
+        fn_kwargs={"preprocess": encoder.preprocess, "side": encoder.input_side},
         num_cpus=options.num_cpus,
     )
     return decoded.map_batches(
@@ -120,11 +120,12 @@ def _pipeline(ray: ModuleType, encoder: Encoder, todo: list[SourceRow], options:
     )
 
 
-def decode_batch(batch: dict[str, np.ndarray], preprocess: Any) -> dict[str, np.ndarray]:
-    """Open and preprocess a batch of image files; a file that does not open gets `ok` False
-    (logged by the local build's loader) and zero pixels, so one bad file never fails the batch."""
+def decode_batch(batch: dict[str, np.ndarray], preprocess: Any, side: int | None = None) -> dict[str, np.ndarray]:
+    """Open, decode (towards the model's input `side`, as the server does) and preprocess a batch
+    of image files; a file that does not open gets `ok` False (logged by the local build's
+    loader) and zero pixels, so one bad file never fails the batch."""
     entries = zip(batch["id"], batch["path"], strict=True)
-    loaded = {item_id: image for item_id, image, _ in load_images(entries, Image.open, BuildSummary())}
+    loaded = {item_id: image for item_id, image, _ in load_images(entries, Image.open, BuildSummary(), side)}
     blank = torch.zeros_like(preprocess(Image.new("RGB", (8, 8))))  # (3, H, W)
     pixels = [preprocess(loaded[item_id]) if item_id in loaded else blank for item_id in batch["id"]]
     return {

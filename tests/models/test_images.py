@@ -1,12 +1,14 @@
-"""`to_rgb`'s scaling rule for images deeper than 8 bits (see models/images.py)."""
+"""`to_rgb`'s scaling rule for images deeper than 8 bits, and `decode_upright` (see models/images.py)."""
 
 from __future__ import annotations
+
+import io
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from models.images import to_rgb
+from models.images import decode_upright, to_rgb
 
 
 def grey_levels(image: Image.Image) -> list[int]:
@@ -39,3 +41,38 @@ def test_floats_in_the_unit_range_are_scaled_and_others_clipped():
 
 def test_8_bit_modes_are_unchanged():
     assert grey_levels(Image.fromarray(np.array([[0, 7, 255]], dtype=np.uint8))) == [0, 7, 255]
+
+
+def jpeg_file(image: Image.Image, **save_options) -> Image.Image:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90, **save_options)
+    return Image.open(io.BytesIO(buffer.getvalue()))
+
+
+def gradient(width: int, height: int) -> Image.Image:
+    x, y = np.meshgrid(np.linspace(0, 255, width), np.linspace(0, 255, height))
+    return Image.fromarray(np.dstack([x, y, 255 - x]).astype(np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("side", "decoded"),
+    [(None, (640, 480)), (64, (160, 120)), (224, (320, 240)), (240, (320, 240)), (241, (640, 480))],
+)
+def test_a_large_jpeg_is_decoded_reduced_but_never_below_the_side(side, decoded):
+    image = decode_upright(jpeg_file(gradient(640, 480)), side)
+    assert image.size == decoded and image.mode == "RGB"
+
+
+def test_other_formats_decode_in_full():
+    buffer = io.BytesIO()
+    gradient(640, 480).save(buffer, format="PNG")
+    assert decode_upright(Image.open(buffer), 64).size == (640, 480)
+
+
+def test_the_exif_orientation_is_applied():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: the stored pixels are to be turned 90° clockwise
+    upright = decode_upright(jpeg_file(gradient(64, 32), exif=exif))
+    assert upright.size == (32, 64)
+    expected = np.asarray(gradient(64, 32).transpose(Image.Transpose.ROTATE_270), dtype=float)
+    assert np.abs(np.asarray(upright, dtype=float) - expected).mean() < 3  # JPEG's loss only
