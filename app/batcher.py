@@ -3,7 +3,9 @@
 Requests enqueue a job (a batch of preprocessed image pixels, or a list of texts) carrying its own future and return at
 once; the worker takes the oldest job, adds every queued job of the same kind up to
 `max_batch` items — waiting at most `max_wait_ms` after the oldest job arrived for more to
-join — runs one forward pass and hands each job its rows. The queue is bounded in items: a job
+join — runs one forward pass and hands each job its rows, checked finite and copied out of the
+batch. That tensor work stays on the worker: a torch op releases the GIL and must win it back,
+which on a busy event loop costs up to the interpreter's switch interval (5 ms) per op. The queue is bounded in items: a job
 that does not fit is refused at the door with `Overloaded` (→ 429). The decoded pixels of the
 requests still turning images into tensors are bounded too (`PixelBudget`). The event loop only
 ever awaits futures; it never runs the model.
@@ -37,6 +39,10 @@ class BatchEncoder(Protocol):
     def encode_pixels(self, pixels: torch.Tensor, batch_size: int = ...) -> torch.Tensor: ...
 
     def encode_texts(self, texts: Sequence[str], batch_size: int = ...) -> torch.Tensor: ...
+
+
+class NonFiniteOutput(RuntimeError):
+    """The model gave a NaN or infinite value for an input: a model fault, never sent (→ 500)."""
 
 
 @dataclass
@@ -265,10 +271,15 @@ class MicroBatcher:
             return
         elapsed = time.perf_counter() - start
         self._record(kind, len(items), elapsed)
+        finite = torch.isfinite(out).all(dim=1).tolist()
         offset = 0
         for job in jobs:
-            job.future.set_result(out[offset : offset + len(job.items)])
-            offset += len(job.items)
+            end = offset + len(job.items)
+            if all(finite[offset:end]):
+                job.future.set_result(out[offset:end].clone())
+            else:
+                job.future.set_exception(NonFiniteOutput("the model produced non-finite values"))
+            offset = end
 
     def _encode(self, kind: Kind, items: torch.Tensor | list[str]) -> torch.Tensor:
         if kind == "pixels" and isinstance(items, torch.Tensor):

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from app.batcher import Kind, MicroBatcher
@@ -36,15 +37,15 @@ def load_encoder(settings: Settings) -> Encoder:
 
 
 class TextCache:
-    """LRU of text embeddings keyed by (model fingerprint, text). Used from the event loop."""
+    """LRU of text embeddings, (D,) float32 arrays keyed by (model fingerprint, text). Used from the event loop."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._entries: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
-    def get(self, fingerprint: str, text: str) -> torch.Tensor | None:
+    def get(self, fingerprint: str, text: str) -> np.ndarray | None:
         vector = self._entries.get((fingerprint, text))
         if vector is None:
             self.misses += 1
@@ -53,7 +54,7 @@ class TextCache:
         self.hits += 1
         return vector
 
-    def put(self, fingerprint: str, text: str, vector: torch.Tensor) -> None:
+    def put(self, fingerprint: str, text: str, vector: np.ndarray) -> None:
         if self.size <= 0:
             return
         self._entries[(fingerprint, text)] = vector
@@ -138,7 +139,7 @@ class Engine:
     async def encode_texts(self, named_texts: Sequence[tuple[str, str]]) -> torch.Tensor:
         """Embed texts (checked by the schemas), through the cache; only misses reach the batcher.  -> (N, D)"""
         texts = [text for _, text in named_texts]
-        found: dict[str, torch.Tensor] = {}
+        found: dict[str, np.ndarray] = {}
         missing: list[str] = []
         for text in dict.fromkeys(texts):
             vector = self._texts.get(self.fingerprint, text)
@@ -147,12 +148,13 @@ class Engine:
             else:
                 found[text] = vector
         if missing:
-            out = await self._batcher.encode_texts(missing)  # (M, D)
+            out = (await self._batcher.encode_texts(missing)).numpy()  # (M, D)
             for text, vector in zip(missing, out, strict=True):
-                vector = vector.clone()
+                vector = vector.copy()  # a row of its own: the cache must not keep the batch alive
                 self._texts.put(self.fingerprint, text, vector)
                 found[text] = vector
-        return torch.stack([found[text] for text in texts])
+        # numpy, not torch, on the event loop (see app/batcher.py)
+        return torch.from_numpy(np.stack([found[text] for text in texts]))
 
     async def encode_images(self, named_sources: Sequence[tuple[str, Source]]) -> torch.Tensor:
         """Load, preprocess (threadpool) and embed images.  -> (N, D)

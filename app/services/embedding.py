@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import TypeVar
 
+import numpy as np
 import torch
 
 from app.engine import Engine
@@ -22,11 +23,19 @@ def named(field: str, items: Sequence[T]) -> list[tuple[str, T]]:
     return [(f"{field}[{i}]", item) for i, item in enumerate(items)]
 
 
-def rows(x: torch.Tensor) -> list[list[float]]:
-    """Tensor rows as JSON-ready lists; a non-finite value is a model fault, never sent."""
-    if not torch.isfinite(x).all():
+def finite(values: np.ndarray) -> np.ndarray:
+    """`values`, checked: a non-finite value is a model fault, never sent.
+
+    numpy, not torch: this runs on the event loop, where a torch op's GIL round trip can cost
+    milliseconds (see app/batcher.py)."""
+    if not np.isfinite(values).all():
         raise RuntimeError("the model produced non-finite values")
-    return x.tolist()
+    return values
+
+
+def rows(x: torch.Tensor) -> list[list[float]]:
+    """Tensor rows as JSON-ready lists (see `finite`)."""
+    return finite(x.numpy()).tolist()
 
 
 async def embed(embedder: Engine, *, texts: Sequence[str], images: Sequence[Source]) -> EmbedResponse:
@@ -45,6 +54,9 @@ async def embed(embedder: Engine, *, texts: Sequence[str], images: Sequence[Sour
     )
 
 
+NO_VECTORS = torch.empty(0, 0)
+
+
 async def nothing() -> torch.Tensor:
     """No vectors, as an awaitable: stands in for an encoding a request does not need.  -> (0, 0)"""
-    return torch.empty(0, 0)
+    return NO_VECTORS

@@ -9,14 +9,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch
+import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
 from app.engine import Engine
 from app.errors import InvalidInput, NotFound
 from app.schemas.common import ImageInput, Text
 from app.schemas.v1 import EmbeddingObject, EmbeddingsRequest, EmbeddingsResponse, Usage
-from app.services.embedding import nothing, rows
+from app.services.embedding import finite, nothing
 
 URL_SCHEMES = ("http://", "https://")
 
@@ -101,8 +101,7 @@ async def embeddings(embedder: Engine, body: EmbeddingsRequest, aliases: Sequenc
         embedder.encode_texts(texts) if texts else nothing(),
         embedder.encode_images(images) if images else nothing(),
     )
-    next_of = {"text": iter(text_vectors), "image": iter(image_vectors)}
-    vectors = torch.stack([next(next_of[part.kind]) for part in entries])  # (N, D)
+    vectors = in_input_order(entries, {"text": text_vectors.numpy(), "image": image_vectors.numpy()})
     tokens = sum(len(text) for _, text in texts)
     return EmbeddingsResponse(
         data=[EmbeddingObject(index=i, embedding=e) for i, e in enumerate(encode(vectors, body.encoding_format))],
@@ -111,10 +110,22 @@ async def embeddings(embedder: Engine, body: EmbeddingsRequest, aliases: Sequenc
     )
 
 
-def encode(vectors: torch.Tensor, encoding_format: str) -> list[list[float]] | list[str]:
+def in_input_order(entries: Sequence[Part], vectors: dict[str, np.ndarray]) -> np.ndarray:
+    """The rows of each kind's (n, D) vectors put back in the order of `entries`.  -> (N, D)
+
+    numpy, not torch: this runs on the event loop (see app/batcher.py)."""
+    taken = {kind: 0 for kind in vectors}
+    order = []
+    for part in entries:
+        order.append(vectors[part.kind][taken[part.kind]])
+        taken[part.kind] += 1
+    return np.stack(order)
+
+
+def encode(vectors: np.ndarray, encoding_format: str) -> list[list[float]] | list[str]:
     """(N, D) → lists of floats, or base64 of little-endian float32 bytes (OpenAI's `base64`)."""
-    as_floats = rows(vectors)  # refuses non-finite values
+    finite(vectors)
     if encoding_format == "float":
-        return as_floats
-    little_endian = vectors.numpy().astype("<f4")
+        return vectors.tolist()
+    little_endian = vectors.astype("<f4")
     return [base64.b64encode(row.tobytes()).decode("ascii") for row in little_endian]

@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from app.batcher import MicroBatcher, PixelBudget
+from app.batcher import MicroBatcher, NonFiniteOutput, PixelBudget
 from app.errors import NotReady, Overloaded
 
 
@@ -225,3 +225,22 @@ def test_a_failed_request_gives_its_pixels_back_and_an_empty_budget_admits_any_r
     with budget.hold(5000):  # larger than the budget, but nothing else is decoding
         assert budget.held == 5000
     assert budget.held == 0
+
+
+def test_a_job_with_non_finite_rows_fails_alone():
+    """The worker checks the rows (a model fault is never sent); the jobs merged with it get theirs."""
+
+    class Faulty(GatedEncoder):
+        def _run(self, kind, values):
+            out = super()._run(kind, values)
+            out[torch.tensor(values) == 7] = float("nan")
+            return out
+
+    encoder = Faulty()
+    batcher = make(encoder)
+    hold(encoder, batcher)
+    good, bad = batcher.submit("pixels", pixels(1, 2)), batcher.submit("pixels", pixels(7))
+    encoder.gate.set()
+    assert good.result(5).tolist() == [[1.0, 3.0], [2.0, 3.0]]  # one forward of three items
+    with pytest.raises(NonFiniteOutput):
+        bad.result(5)
