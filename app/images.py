@@ -156,7 +156,7 @@ def to_model_input(
         for where, image, pixels in opened:  # pixels as the header said: a reduced decode shrinks image.size
             rows.append(preprocess_one(image, where, preprocess, side))
             release(pixels)
-    return torch.cat(rows)
+    return rows[0] if len(rows) == 1 else torch.cat(rows)
 
 
 def preprocess_one(image: Image.Image, where: str, preprocess: Preprocess, side: int | None = None) -> torch.Tensor:

@@ -11,6 +11,7 @@ from PIL import Image
 
 from models.geometry import normalize
 from models.images import to_rgb
+from models.preprocess import SplitTransform, split_transform
 from models.trimmed_text import encode_text_trimmed
 
 if TYPE_CHECKING:
@@ -62,6 +63,11 @@ class Encoder:
     base: str = ""
     notes: list[str] = field(default_factory=list)
     image_fingerprint: str = ""  # identifies the image tower alone; "" = not known apart from `fingerprint`
+    _split: SplitTransform | None = field(init=False, repr=False, default=None)
+
+    def __post_init__(self) -> None:
+        self._split = split_transform(self.preprocess)
+
 
     @property
     def image_identity(self) -> str:
@@ -95,7 +101,12 @@ class Encoder:
         }
 
     def pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """Preprocess images with the model's own transform.  -> (N, 3, H, W) float32"""
+        """Preprocess images with the model's own transform.  -> (N, 3, H, W)
+
+        uint8 levels where the transform splits (`models.preprocess`: normalized per batch by
+        `encode_pixels`), else float32 as the transform gives them."""
+        if self._split is not None:
+            return self._split.levels(images)
         return torch.stack([self.preprocess(to_rgb(image)) for image in images])
 
     def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
@@ -106,19 +117,26 @@ class Encoder:
     def encode_images(self, images: Sequence[Image.Image], batch_size: int = 64) -> torch.Tensor:
         """Encode PIL images.  -> (N, D) float32, unit norm"""
         parts = [
-            self._finish(self.model.encode_image(self.pixels(chunk).to(self.device, self.dtype)))
+            self._finish(self.model.encode_image(self._model_input(self.pixels(chunk))))
             for chunk in _chunks(images, batch_size)
         ]
         return self._concat(parts)
 
     @torch.inference_mode()
     def encode_pixels(self, pixels: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-        """Encode already-preprocessed pixels (N, 3, H, W).  -> (N, D) float32, unit norm"""
+        """Encode pixels (N, 3, H, W) from `pixels` (uint8 or float32).  -> (N, D) float32, unit norm"""
         parts = [
-            self._finish(self.model.encode_image(chunk.to(self.device, self.dtype)))
-            for chunk in pixels.split(batch_size)
+            self._finish(self.model.encode_image(self._model_input(chunk))) for chunk in pixels.split(batch_size)
         ]
         return self._concat(parts)
+
+    def _model_input(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Pixels on the model's device in its dtype; 8-bit levels are normalized there first."""
+        if pixels.dtype != torch.uint8:
+            return pixels.to(self.device, self.dtype)
+        if self._split is None:
+            raise ValueError("8-bit pixels need a transform that ends in ToTensor and Normalize")
+        return self._split.normalize(pixels.to(self.device)).to(self.dtype)
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
