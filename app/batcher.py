@@ -5,10 +5,10 @@ once; the worker takes the oldest job, adds every queued job of the same kind up
 `max_batch` items — waiting at most `max_wait_ms` after the oldest job arrived for more to
 join — runs one forward pass and hands each job its rows, checked finite and copied out of the
 batch. That tensor work stays on the worker: a torch op releases the GIL and must win it back,
-which on a busy event loop costs up to the interpreter's switch interval (5 ms) per op. The queue is bounded in items: a job
-that does not fit is refused at the door with `Overloaded` (→ 429). The decoded pixels of the
-requests still turning images into tensors are bounded too (`PixelBudget`). The event loop only
-ever awaits futures; it never runs the model.
+which on a busy event loop costs up to the interpreter's switch interval (5 ms) per op. The
+queue is bounded in items: a job that does not fit is refused at the door with `Overloaded`
+(→ 429). The decoded pixels of the requests still turning images into tensors are bounded too
+(`PixelBudget`). The event loop only ever awaits futures; it never runs the model.
 """
 
 from __future__ import annotations

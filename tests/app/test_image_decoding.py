@@ -53,7 +53,8 @@ def test_the_server_and_an_index_build_give_a_rotated_photo_one_vector(make_clie
         indexed = store.get("rotated.jpg").vector
     served = np.array(make_client().post("/embed", json={"images": [b64(blob)]}).json()["image_embeddings"][0])
     assert np.allclose(indexed, served, atol=1e-5)
-    unrotated = np.array(make_client().post("/embed", json={"images": [b64(photo_jpeg())]}).json()["image_embeddings"][0])
+    answer = make_client().post("/embed", json={"images": [b64(photo_jpeg())]})
+    unrotated = np.array(answer.json()["image_embeddings"][0])
     assert float(served @ unrotated) < 0.99  # the orientation was applied, not ignored
 
 
