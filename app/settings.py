@@ -119,6 +119,13 @@ class Settings(BaseSettings):
         "until it has become the model's input; beyond it requests get 429 + Retry-After. A request over it "
         "still runs when no other is decoding.",
     )
+    inline_decode_pixels: int = Field(
+        262_144,
+        ge=0,
+        description="Requests whose images hold at most this many pixels in total (by their headers; files of "
+        "at most 256 KiB) are decoded on the event loop instead of the threadpool, whose round trip costs more "
+        "than decoding them; 0 = always the threadpool.",
+    )
     max_items: int = Field(
         256,
         ge=1,

@@ -9,7 +9,7 @@ serves every request (see app/batcher.py). Tensor bookkeeping that stays in Pyth
 from __future__ import annotations
 
 import pytest
-from apptools import b64, make_settings
+from apptools import b64, make_settings, solid
 from fastapi.testclient import TestClient
 from torch.overrides import TorchFunctionMode
 
@@ -47,6 +47,7 @@ def image_uri() -> str:
 
 BODIES = {  # (path, body for a text): texts differ per request, so each misses the text cache
     "embed": ("/embed", lambda text: {"texts": [text, "two dogs"], "images": [b64(photo_jpeg())]}),
+    "embed, decoded on the loop": ("/embed", lambda text: {"texts": [text], "images": [b64(solid("red", 96))]}),
     "v1 floats": ("/v1/embeddings", lambda text: {"model": "tiny-base", "input": [text, {"image": image_uri()}]}),
     "v1 base64": ("/v1/embeddings", lambda text: {"model": "tiny-base", "input": [text], "encoding_format": "base64"}),
 }

@@ -45,7 +45,8 @@ def test_requests_beyond_the_pixel_budget_are_refused_while_those_within_it_succ
     one_image = {"images": [b64(solid("green", 50))]}  # 2500 pixels
 
     async def scenario():
-        app = create_app(make_settings(max_pixels_in_flight=10_000), encoder=encoder)
+        # inline_decode_pixels=0: small images too are decoded in the threadpool, where the gate can hold them
+        app = create_app(make_settings(max_pixels_in_flight=10_000, inline_decode_pixels=0), encoder=encoder)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=30) as client:
