@@ -7,6 +7,7 @@ loading and admission (the batcher's bounded queue and the decoded-pixel budget)
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections import OrderedDict
@@ -30,10 +31,20 @@ BatchObserver = Callable[[Kind, int, float], None]
 
 
 def load_encoder(settings: Settings) -> Encoder:
-    """The default loader: the model named by the settings, on the configured device."""
+    """The default loader: the model named by the settings, on the configured device, its image
+    tower traced where `settings.trace_image_tower` (see `models.traced`).
+
+    Its objects are then frozen out of the cyclic garbage collector (`gc.freeze`): a model is
+    hundreds of thousands of long-lived objects that each full collection walked, a pause of
+    ~200 ms that set the p99 of a loaded server (30 ms with them frozen: `bench/serve.py`)."""
     if settings.torch_threads is not None:
         torch.set_num_threads(settings.torch_threads)
-    return create_model(settings.model, device=settings.device)
+    encoder = create_model(settings.model, device=settings.device)
+    if settings.trace_image_tower and encoder.trace_image_tower():
+        log.info("image tower traced (PCCLIP_TRACE_IMAGE_TOWER)")
+    gc.collect()
+    gc.freeze()
+    return encoder
 
 
 class TextCache:

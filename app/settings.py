@@ -38,6 +38,13 @@ class Settings(BaseSettings):
         "Set it to the container's CPU quota: oversubscribed threads make CPU inference many times slower.",
     )
 
+    trace_image_tower: bool = Field(
+        True,
+        description="Run the image tower as a TorchScript trace, checked against the eager tower at load (a tower "
+        "that does not trace or match stays eager): one GIL release per forward instead of one per op, so the "
+        "forward keeps its speed while the event loop is busy.",
+    )
+
     # --- network ---------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Interface to listen on (`0.0.0.0` in containers).")
     port: int = Field(8000, ge=1, le=65535, description="TCP port to listen on.")

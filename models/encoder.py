@@ -12,6 +12,7 @@ from PIL import Image
 from models.geometry import normalize
 from models.images import to_rgb
 from models.preprocess import SplitTransform, split_transform
+from models.traced import ImageForward, trace_image_tower
 from models.trimmed_text import encode_text_trimmed
 
 if TYPE_CHECKING:
@@ -64,9 +65,18 @@ class Encoder:
     notes: list[str] = field(default_factory=list)
     image_fingerprint: str = ""  # identifies the image tower alone; "" = not known apart from `fingerprint`
     _split: SplitTransform | None = field(init=False, repr=False, default=None)
+    _traced_images: ImageForward | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         self._split = split_transform(self.preprocess)
+
+    def trace_image_tower(self) -> bool:
+        """Encode images through a TorchScript trace of the image tower from now on, where it
+        traces and matches the eager tower (`models.traced`); False when it stays eager."""
+        side = self.input_side
+        if side is not None:
+            self._traced_images = trace_image_tower(self.model.visual, side, self.device, self.dtype)
+        return self._traced_images is not None
 
 
     @property
@@ -117,7 +127,7 @@ class Encoder:
     def encode_images(self, images: Sequence[Image.Image], batch_size: int = 64) -> torch.Tensor:
         """Encode PIL images.  -> (N, D) float32, unit norm"""
         parts = [
-            self._finish(self.model.encode_image(self._model_input(self.pixels(chunk))))
+            self._finish(self._encode_image(self._model_input(self.pixels(chunk))))
             for chunk in _chunks(images, batch_size)
         ]
         return self._concat(parts)
@@ -126,9 +136,14 @@ class Encoder:
     def encode_pixels(self, pixels: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         """Encode pixels (N, 3, H, W) from `pixels` (uint8 or float32).  -> (N, D) float32, unit norm"""
         parts = [
-            self._finish(self.model.encode_image(self._model_input(chunk))) for chunk in pixels.split(batch_size)
+            self._finish(self._encode_image(self._model_input(chunk))) for chunk in pixels.split(batch_size)
         ]
         return self._concat(parts)
+
+    def _encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        if self._traced_images is not None:
+            return self._traced_images(pixels)
+        return self.model.encode_image(pixels)
 
     def _model_input(self, pixels: torch.Tensor) -> torch.Tensor:
         """Pixels on the model's device in its dtype; 8-bit levels are normalized there first."""
