@@ -4,7 +4,9 @@ Measured within one run (machines are noisy; only ratios mean much):
   1. raw      — `encode_images` of the same model in this process, batches of `--raw-batch`;
                 also one image per call (the floor a server without batching can reach);
   2. server   — uvicorn on loopback (a subprocess), `/embed` with ONE image per request, at
-                concurrency 1, 4 and 16;
+                concurrency 1, 4 and 16, driven by wrk (Debian's `wrk`, one thread, a Lua script
+                cycling the bodies: a load generator that leaves the cores to the server) or,
+                with `--client httpx` or without wrk, by an httpx client in this process;
   3. baseline — the same server with max_batch=1 (one request, one forward), at concurrency 16.
 Prints one JSON line. Each level is bounded by `--seconds` and `--requests`.
 
@@ -20,7 +22,9 @@ import base64
 import io
 import json
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -50,6 +54,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     parser.add_argument("--image-size", type=int, default=224, help="side of the test JPEGs")
     parser.add_argument("--ready-timeout", type=float, default=600.0, help="longest wait for /ready")
+    parser.add_argument(
+        "--client", choices=["wrk", "httpx"], default="wrk" if shutil.which("wrk") else "httpx", help="load generator"
+    )
     return parser.parse_args()
 
 
@@ -152,10 +159,53 @@ async def drive(url: str, bodies: list[bytes], concurrency: int, seconds: float,
     return {
         "ips": len(latencies) / elapsed,
         "p50_ms": 1000 * statistics.median(latencies),
-        "p95_ms": 1000 * sorted(latencies)[int(0.95 * (len(latencies) - 1))],
+        "p99_ms": 1000 * sorted(latencies)[int(0.99 * (len(latencies) - 1))],
         "requests": len(latencies),
         "mean_batch": (after[0] - before[0]) / batches if batches else 0.0,
     }
+
+
+def drive_wrk(url: str, bodies: list[bytes], concurrency: int, seconds: float) -> dict:
+    """wrk with `concurrency` connections posting the bodies in turn (a warm-up run first)."""
+    with tempfile.TemporaryDirectory(prefix="serve-wrk-") as scratch:
+        script = Path(scratch) / "bodies.lua"
+        script.write_text(wrk_script(bodies))
+        command = ["wrk", "-t1", f"-c{concurrency}", "--latency", "-s", str(script), url]
+        subprocess.run([*command[:-1], "-d1s", url], capture_output=True, check=True)
+        before = batch_totals(httpx.get(f"{url}/metrics").text)
+        report = subprocess.run([*command[:-1], f"-d{seconds:g}s", url], capture_output=True, text=True, check=True)
+        after = batch_totals(httpx.get(f"{url}/metrics").text)
+    figures = wrk_figures(report.stdout)
+    batches = after[1] - before[1]
+    return {**figures, "mean_batch": (after[0] - before[0]) / batches if batches else 0.0}
+
+
+def wrk_script(bodies: list[bytes]) -> str:
+    """A wrk Lua script that POSTs the JSON `bodies` to /embed in turn."""
+    quoted = ",\n".join(json.dumps(body.decode()) for body in bodies)
+    return (
+        f"bodies = {{\n{quoted}\n}}\ni = 0\n"
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        'request = function()\n  i = i % #bodies + 1\n  return wrk.format(nil, "/embed", nil, bodies[i])\nend\n'
+    )
+
+
+def wrk_figures(report: str) -> dict:
+    """Requests/s, p50 and p99 from wrk's --latency report; non-2xx answers are an error here."""
+    if "Non-2xx" in report or "Socket errors" in report:
+        raise RuntimeError(f"wrk saw failed requests:\n{report}")
+    units = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+    figures = {}
+    for line in report.splitlines():
+        parts = line.split()
+        if parts[:1] == ["Requests/sec:"]:
+            figures["ips"] = float(parts[1])
+        elif parts[:1] in (["50%"], ["99%"]):
+            value, unit = parts[1].rstrip("umsn"), parts[1][len(parts[1].rstrip("umsn")) :]
+            figures[f"p{parts[0][:-1]}_ms"] = float(value) * units[unit]
+        elif "requests in" in line:
+            figures["requests"] = int(parts[0])
+    return figures
 
 
 def batch_totals(metrics: str) -> tuple[float, float]:
@@ -166,6 +216,12 @@ def batch_totals(metrics: str) -> tuple[float, float]:
             if line.startswith(f'{name}{{kind="pixels"}}'):
                 values[name] = float(line.split()[-1])
     return values.get("pcclip_batch_size_sum", 0.0), values.get("pcclip_batch_size_count", 0.0)
+
+
+def load(args: argparse.Namespace, url: str, bodies: list[bytes], concurrency: int) -> dict:
+    if args.client == "wrk":
+        return drive_wrk(url, bodies, concurrency, args.seconds)
+    return asyncio.run(drive(url, bodies, concurrency, args.seconds, args.requests))
 
 
 def main() -> None:
@@ -179,9 +235,9 @@ def main() -> None:
     levels = {}
     with server(args, args.max_batch) as url:
         for concurrency in CONCURRENCY:
-            levels[concurrency] = asyncio.run(drive(url, bodies, concurrency, args.seconds, args.requests))
+            levels[concurrency] = load(args, url, bodies, concurrency)
     with server(args, 1) as url:
-        unbatched = asyncio.run(drive(url, bodies, CONCURRENCY[-1], args.seconds, args.requests))
+        unbatched = load(args, url, bodies, CONCURRENCY[-1])
 
     top = levels[CONCURRENCY[-1]]
     print(
@@ -197,7 +253,8 @@ def main() -> None:
                 "raw_single_ips": round(raw["raw_single_ips"], 2),
                 **{f"server_c{c}_ips": round(levels[c]["ips"], 2) for c in CONCURRENCY},
                 **{f"server_c{c}_p50_ms": round(levels[c]["p50_ms"], 1) for c in CONCURRENCY},
-                "server_c16_p95_ms": round(top["p95_ms"], 1),
+                "server_c16_p99_ms": round(top["p99_ms"], 1),
+                "client": args.client,
                 "server_c16_mean_batch": round(top["mean_batch"], 2),
                 "unbatched_c16_ips": round(unbatched["ips"], 2),
                 "ratio_c16_vs_raw_batched": round(top["ips"] / raw["raw_batched_ips"], 3),
