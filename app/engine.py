@@ -31,8 +31,8 @@ BatchObserver = Callable[[Kind, int, float], None]
 
 
 def load_encoder(settings: Settings) -> Encoder:
-    """The default loader: the model named by the settings, on the configured device, its image
-    tower traced where `settings.trace_image_tower` (see `models.traced`).
+    """The default loader: the model named by the settings, on the configured device, its towers
+    traced where `settings.trace_towers` (see `models.traced`).
 
     Its objects are then frozen out of the cyclic garbage collector (`gc.freeze`): a model is
     hundreds of thousands of long-lived objects that each full collection walked, a pause of
@@ -40,8 +40,8 @@ def load_encoder(settings: Settings) -> Encoder:
     if settings.torch_threads is not None:
         torch.set_num_threads(settings.torch_threads)
     encoder = create_model(settings.model, device=settings.device)
-    if settings.trace_image_tower and encoder.trace_image_tower():
-        log.info("image tower traced (PCCLIP_TRACE_IMAGE_TOWER)")
+    if settings.trace_towers:
+        log.info("traced towers: %s (PCCLIP_TRACE_TOWERS)", ", ".join(encoder.trace_towers()) or "none")
     gc.collect()
     gc.freeze()
     return encoder

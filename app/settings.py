@@ -38,11 +38,11 @@ class Settings(BaseSettings):
         "Set it to the container's CPU quota: oversubscribed threads make CPU inference many times slower.",
     )
 
-    trace_image_tower: bool = Field(
+    trace_towers: bool = Field(
         True,
-        description="Run the image tower as a TorchScript trace, checked against the eager tower at load (a tower "
-        "that does not trace or match stays eager): one GIL release per forward instead of one per op, so the "
-        "forward keeps its speed while the event loop is busy.",
+        description="Run the image and text towers as TorchScript traces, each checked against the eager tower at "
+        "load (a tower that does not trace or match stays eager): one GIL release per forward instead of one per "
+        "op, so the forward keeps its speed while the event loop is busy.",
     )
 
     # --- network ---------------------------------------------------------------------------

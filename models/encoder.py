@@ -12,8 +12,8 @@ from PIL import Image
 from models.geometry import normalize
 from models.images import to_rgb
 from models.preprocess import SplitTransform, split_transform
-from models.traced import ImageForward, trace_image_tower
-from models.trimmed_text import encode_text_trimmed
+from models.traced import TEXT_PROBES, Forward, image_probes, traced
+from models.trimmed_text import trimmed_text
 
 if TYPE_CHECKING:
     from open_clip.model import CLIP, CustomTextCLIP
@@ -65,18 +65,28 @@ class Encoder:
     notes: list[str] = field(default_factory=list)
     image_fingerprint: str = ""  # identifies the image tower alone; "" = not known apart from `fingerprint`
     _split: SplitTransform | None = field(init=False, repr=False, default=None)
-    _traced_images: ImageForward | None = field(init=False, repr=False, default=None)
+    _image_forward: Forward | None = field(init=False, repr=False, default=None)  # None: model.encode_image
+    _trim: Forward = field(init=False, repr=False)
+    _text_forward: Forward = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._split = split_transform(self.preprocess)
+        self._trim, self._text_forward = trimmed_text(self.model)
 
-    def trace_image_tower(self) -> bool:
-        """Encode images through a TorchScript trace of the image tower from now on, where it
-        traces and matches the eager tower (`models.traced`); False when it stays eager."""
+    def trace_towers(self) -> list[str]:
+        """Encode through TorchScript traces of the towers from now on, where they trace and match
+        the eager towers (`models.traced`).  -> the towers traced ("image", "text")"""
+        done = []
         side = self.input_side
-        if side is not None:
-            self._traced_images = trace_image_tower(self.model.visual, side, self.device, self.dtype)
-        return self._traced_images is not None
+        image = traced(self.model.visual, image_probes(side, self.device, self.dtype), "image tower") if side else None
+        if image is not None:
+            self._image_forward = image
+            done.append("image")
+        probes = [self._trim(self.tokenize(texts).to(self.device)) for texts in TEXT_PROBES]
+        if text := traced(self._text_forward, probes, "text tower", owner=self.model):
+            self._text_forward = text
+            done.append("text")
+        return done
 
 
     @property
@@ -141,8 +151,8 @@ class Encoder:
         return self._concat(parts)
 
     def _encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
-        if self._traced_images is not None:
-            return self._traced_images(pixels)
+        if self._image_forward is not None:
+            return self._image_forward(pixels)
         return self.model.encode_image(pixels)
 
     def _model_input(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -157,7 +167,7 @@ class Encoder:
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
         """Encode strings, each batch trimmed to its longest text.  -> (N, D) float32, unit norm"""
         parts = [
-            self._finish(encode_text_trimmed(self.model, self.tokenize(chunk).to(self.device)))
+            self._finish(self._text_forward(self._trim(self.tokenize(chunk).to(self.device))))
             for chunk in _chunks(texts, batch_size)
         ]
         return self._concat(parts)

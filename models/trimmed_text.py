@@ -16,7 +16,9 @@ pooling) is encoded at full length.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import torch
@@ -44,14 +46,23 @@ class CausalTower:
 def encode_text_trimmed(model: ClipModel, tokens: torch.Tensor) -> torch.Tensor:
     """`model.encode_text(tokens)`, computed on the tokens trimmed to the batch's longest text.
     tokens: (N, context_length) long -> (N, D)"""
+    trim, forward = trimmed_text(model)
+    return forward(trim(tokens))
+
+
+TokenMap = Callable[[torch.Tensor], torch.Tensor]
+
+
+def trimmed_text(model: ClipModel) -> tuple[TokenMap, TokenMap]:
+    """(trim, forward) with `forward(trim(tokens))` = `model.encode_text(tokens)`: `trim` drops the
+    padding columns no kept position can see, `forward` encodes what is left."""
     tower = causal_tower(model)
     if tower is not None:
-        length = _causal_length(tower, tokens)
-        return _encode_causal(tower, tokens[:, :length])
+        return (lambda tokens: tokens[:, : _causal_length(tower, tokens)]), partial(_encode_causal, tower)
     if _has_masked_hf_tower(model):
-        length = _unpadded_length(tokens, model.text.config.pad_token_id)
-        return model.encode_text(tokens[:, :length])
-    return model.encode_text(tokens)
+        pad_id = model.text.config.pad_token_id
+        return (lambda tokens: tokens[:, : _unpadded_length(tokens, pad_id)]), model.encode_text
+    return (lambda tokens: tokens), model.encode_text
 
 
 def causal_tower(model: ClipModel) -> CausalTower | None:

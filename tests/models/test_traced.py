@@ -1,4 +1,4 @@
-"""The traced image tower (`models.traced`): the eager tower's vectors, or no trace at all."""
+"""The traced towers (`models.traced`): the eager towers' vectors, or no trace at all."""
 
 from __future__ import annotations
 
@@ -9,19 +9,32 @@ import torch
 from PIL import Image
 from skimage import data
 
-from models.traced import check_same, trace_image_tower
+from models.traced import check_same, image_probes, traced
+
+TEXTS = ["a red square", "two dogs playing in the snow on a sunny afternoon", "x"]
+LONGER = ["a caption longer than any the trace was made with, " * 4]  # more tokens than every probe
 
 
 def photos() -> list[Image.Image]:
     return [Image.fromarray(data.astronaut()), Image.fromarray(data.coffee()), Image.fromarray(data.chelsea())]
 
 
-def test_a_traced_tower_embeds_as_the_eager_one_at_any_batch_size(encoder):
-    traced = replace(encoder)  # its own copy of the fields: the session encoder stays eager
-    assert traced.trace_image_tower()
-    for count in (1, 2, 3):
-        eager_vectors = encoder.encode_images(photos()[:count])
-        assert torch.allclose(traced.encode_images(photos()[:count]), eager_vectors, atol=1e-5)
+@pytest.fixture(scope="module")
+def traced_encoder(encoder):
+    copy = replace(encoder)  # its own fields: the session encoder stays eager
+    assert copy.trace_towers() == ["image", "text"]
+    return copy
+
+
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_traced_towers_embed_as_the_eager_ones_at_any_batch_size(encoder, traced_encoder, count):
+    images = photos()[:count]
+    assert torch.allclose(traced_encoder.encode_images(images), encoder.encode_images(images), atol=1e-5)
+    assert torch.allclose(traced_encoder.encode_texts(TEXTS[:count]), encoder.encode_texts(TEXTS[:count]), atol=1e-5)
+
+
+def test_a_traced_text_tower_takes_texts_longer_than_its_probes(encoder, traced_encoder):
+    assert torch.allclose(traced_encoder.encode_texts(LONGER * 2), encoder.encode_texts(LONGER * 2), atol=1e-5)
 
 
 class ShapeDependent(torch.nn.Module):
@@ -39,8 +52,9 @@ class Untraceable(torch.nn.Module):
 
 @pytest.mark.parametrize("tower", [ShapeDependent(), Untraceable()])
 def test_a_tower_whose_trace_fails_or_differs_stays_eager(tower, caplog):
-    assert trace_image_tower(tower, 8, torch.device("cpu"), torch.float32) is None
-    assert "served eager" in caplog.text
+    probes = image_probes(8, torch.device("cpu"), torch.float32)
+    assert traced(tower, probes, "image tower") is None
+    assert "image tower served eager" in caplog.text
 
 
 def test_check_same_measures_the_difference_relative_to_the_output():
