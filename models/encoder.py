@@ -88,7 +88,6 @@ class Encoder:
             done.append("text")
         return done
 
-
     @property
     def image_identity(self) -> str:
         """What image embeddings depend on: equal for models that share their image tower (a

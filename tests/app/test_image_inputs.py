@@ -9,8 +9,9 @@ import pytest
 import torch
 from apptools import b64, make_settings, png, shape
 
-from app.images import ImageLoader, is_public_address
+from app.images import ImageLoader
 from app.main import create_app
+from app.url_fetch import is_public_address
 
 PUBLIC = "93.184.215.14"
 
