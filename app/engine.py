@@ -161,7 +161,7 @@ class Engine:
         if missing:
             out = (await self._batcher.encode_texts(missing)).numpy()  # (M, D)
             for text, vector in zip(missing, out, strict=True):
-                vector = vector.copy()  # a row of its own: the cache must not keep the batch alive
+                vector = vector.copy()  # a row of its own: a cached view would keep the request's other rows alive
                 self._texts.put(self.fingerprint, text, vector)
                 found[text] = vector
         # numpy, not torch, on the event loop (see app/batcher.py)

@@ -185,8 +185,9 @@ class ImageLoader:
     in the threadpool.
 
     A trip to the threadpool and back costs more than decoding a few small images: with the
-    `tiny` model and one 224×224 JPEG per request, serving them on the loop took the server's CPU
-    per request from 3.3 to 2.6 ms and its throughput from 346 to 471 requests/s (`bench/serve.py`).
+    `tiny` model and one 224×224 JPEG per request at concurrency 16 (wrk), serving them on the
+    loop took the server's CPU per request from 3.5 to 3.0 ms and its throughput from 325 to 407
+    requests/s (two interleaved runs each).
     A request qualifies when its files total at most `INLINE_MAX_BYTES` and their headers at most
     `inline_pixels` pixels (0: never), so the loop never decodes more than that at once.
     """

@@ -170,10 +170,10 @@ def drive_wrk(url: str, bodies: list[bytes], concurrency: int, seconds: float) -
     with tempfile.TemporaryDirectory(prefix="serve-wrk-") as scratch:
         script = Path(scratch) / "bodies.lua"
         script.write_text(wrk_script(bodies))
-        command = ["wrk", "-t1", f"-c{concurrency}", "--latency", "-s", str(script), url]
-        subprocess.run([*command[:-1], "-d1s", url], capture_output=True, check=True)
+        command = ["wrk", "-t1", f"-c{concurrency}", "--latency", "-s", str(script)]
+        subprocess.run([*command, "-d1s", url], capture_output=True, check=True)
         before = batch_totals(httpx.get(f"{url}/metrics").text)
-        report = subprocess.run([*command[:-1], f"-d{seconds:g}s", url], capture_output=True, text=True, check=True)
+        report = subprocess.run([*command, f"-d{seconds:g}s", url], capture_output=True, text=True, check=True)
         after = batch_totals(httpx.get(f"{url}/metrics").text)
     figures = wrk_figures(report.stdout)
     batches = after[1] - before[1]
@@ -201,7 +201,8 @@ def wrk_figures(report: str) -> dict:
         if parts[:1] == ["Requests/sec:"]:
             figures["ips"] = float(parts[1])
         elif parts[:1] in (["50%"], ["99%"]):
-            value, unit = parts[1].rstrip("umsn"), parts[1][len(parts[1].rstrip("umsn")) :]
+            value = parts[1].rstrip("ums")  # wrk prints "812.00us", "6.67ms", "1.20s"
+            unit = parts[1][len(value) :]
             figures[f"p{parts[0][:-1]}_ms"] = float(value) * units[unit]
         elif "requests in" in line:
             figures["requests"] = int(parts[0])

@@ -55,4 +55,3 @@ def split_transform(transform: Callable[[Image.Image], torch.Tensor]) -> SplitTr
     if not isinstance(normalize, Normalize) or len(normalize.mean) != 3 or len(normalize.std) != 3:
         return None
     return SplitTransform(Compose(head), tuple(map(float, normalize.mean)), tuple(map(float, normalize.std)))
-

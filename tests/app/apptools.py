@@ -11,6 +11,7 @@ import tempfile
 import zlib
 
 from PIL import Image, ImageDraw
+from skimage import data
 
 from app.settings import Settings
 
@@ -85,3 +86,16 @@ def nested(depth: int) -> dict:
     for _ in range(depth - 1):
         value = {"in": value}
     return value
+
+
+ORIENTATION = 0x0112  # the EXIF tag
+
+
+def photo_jpeg(orientation: int | None = None) -> bytes:
+    """A 640×480 photo as JPEG, with an EXIF orientation when given."""
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[ORIENTATION] = orientation
+    buffer = io.BytesIO()
+    Image.fromarray(data.astronaut()).resize((640, 480), Image.BICUBIC).save(buffer, "JPEG", quality=90, exif=exif)
+    return buffer.getvalue()

@@ -9,12 +9,11 @@ serves every request (see app/batcher.py). Tensor bookkeeping that stays in Pyth
 from __future__ import annotations
 
 import pytest
-from apptools import b64, make_settings, solid
+from apptools import b64, make_settings, photo_jpeg, solid
 from fastapi.testclient import TestClient
 from torch.overrides import TorchFunctionMode
 
 from app.main import create_app
-from tests.app.test_image_decoding import photo_jpeg
 
 HELD_GIL = {"numpy", "from_numpy", "__len__", "__get__", "tolist"}
 

@@ -7,28 +7,15 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from apptools import b64, make_settings
+from apptools import b64, make_settings, photo_jpeg
 from fastapi.testclient import TestClient
 from PIL import Image
-from skimage import data
 
 from app.index import IndexStore
 from app.index.build import build_index
 from app.index.sources import read_source
 from app.main import create_app
 from models.images import to_rgb
-
-ORIENTATION = 0x0112
-
-
-def photo_jpeg(orientation: int | None = None) -> bytes:
-    """A 640×480 photo as JPEG, with an EXIF orientation when given."""
-    exif = Image.Exif()
-    if orientation is not None:
-        exif[ORIENTATION] = orientation
-    buffer = io.BytesIO()
-    Image.fromarray(data.astronaut()).resize((640, 480), Image.BICUBIC).save(buffer, "JPEG", quality=90, exif=exif)
-    return buffer.getvalue()
 
 
 def full_decode(blob: bytes) -> Image.Image:
