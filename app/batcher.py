@@ -3,12 +3,16 @@
 Requests enqueue a job (a batch of preprocessed image pixels, or a list of texts) carrying its own future and return at
 once; the worker takes the oldest job, adds every queued job of the same kind up to
 `max_batch` items — waiting at most `max_wait_ms` after the oldest job arrived for more to
-join — runs one forward pass and hands each job its rows, checked finite and copied out of the
-batch. That tensor work stays on the worker: a torch op releases the GIL and must win it back,
-which on a busy event loop costs up to the interpreter's switch interval (5 ms) per op. The
-queue is bounded in items: a job that does not fit is refused at the door with `Overloaded`
-(→ 429). The decoded pixels of the requests still turning images into tensors are bounded too
-(`PixelBudget`). The event loop only ever awaits futures; it never runs the model.
+join, and, while admitted image requests are still decoding, up to `patience` times the last
+image forward longer for them — runs one forward pass and hands each job its rows, checked
+finite and copied out of the batch. The patience keeps a wave of concurrent image requests in
+one batch: without it, the requests whose decoding ends a moment after the model came free wait
+a whole forward pass more, for the next batch. That tensor work stays on the worker: a torch op
+releases the GIL and must win it back, which on a busy event loop costs up to the interpreter's
+switch interval (5 ms) per op. The queue is bounded in items: a job that does not fit is refused
+at the door with `Overloaded` (→ 429). The decoded pixels of the requests still turning images
+into tensors are bounded too (`PixelBudget`). The event loop only ever awaits futures; it never
+runs the model.
 """
 
 from __future__ import annotations
@@ -121,11 +125,13 @@ class MicroBatcher:
         max_wait_ms: float = 2.0,
         queue_limit: int = 1024,
         pixels_in_flight: int = 67_108_864,
+        patience: float = 0.25,
         on_batch: Callable[[Kind, int, float], None] | None = None,
     ) -> None:
         self.encoder = encoder
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
+        self.patience = patience
         self.queue_limit = queue_limit
         self.stats = BatchStats()
         self.pixels = PixelBudget(pixels_in_flight)
@@ -136,6 +142,7 @@ class MicroBatcher:
         self._cond = threading.Condition()
         self._closed = False
         self._seconds_per_item = 0.01  # running estimate, for Retry-After
+        self._last_forward: dict[Kind, float] = {"pixels": 0.0, "text": 0.0}  # seconds
         self._thread = threading.Thread(target=self._run, name="pcclip-batcher", daemon=True)
         self._thread.start()
 
@@ -165,11 +172,15 @@ class MicroBatcher:
                 raise NotReady("the model is shutting down")
             self._check_room(count, self._pending + self._admitted)
             self._admitted += count
+        decoded = False
         try:
             yield
+            decoded = True
         finally:
             with self._cond:
                 self._admitted -= count
+                if not decoded:
+                    self._cond.notify()  # a patient worker stops waiting for it (on success, `submit` notifies)
 
     def _check_room(self, count: int, taken: int) -> None:
         # An empty queue admits any job, so one larger than the limit is slow, not refused forever.
@@ -221,7 +232,12 @@ class MicroBatcher:
             self._process(jobs)
 
     def _take_batch(self) -> list[_Job] | None:
-        """Block for the oldest job, then gather same-kind jobs until full or its wait is up."""
+        """Block for the oldest job, then gather same-kind jobs until full or its wait is up.
+
+        Its wait is `max_wait` after it arrived, longer by the patience while image requests
+        are still decoding (they are admitted, not yet queued), the batch has room and no job
+        of the other kind is waiting.
+        """
         with self._cond:
             while not self._closed and not any(self._queues.values()):
                 self._cond.wait()
@@ -230,6 +246,7 @@ class MicroBatcher:
             kind = self._oldest_kind()
             queue = self._queues[kind]
             deadline = queue[0].enqueued + self.max_wait
+            patient_deadline = deadline + (self.patience * self._last_forward[kind] if kind == "pixels" else 0.0)
             jobs: list[_Job] = []
             size = 0
             while True:
@@ -238,8 +255,11 @@ class MicroBatcher:
                     self._pending -= len(job.items)
                     jobs.append(job)
                     size += len(job.items)
-                remaining = deadline - time.monotonic()
-                if size >= self.max_batch or queue or remaining <= 0 or self._closed:
+                if size >= self.max_batch or queue or self._closed:
+                    return jobs
+                others_wait = any(q for other, q in self._queues.items() if other != kind)
+                remaining = (patient_deadline if self._admitted and not others_wait else deadline) - time.monotonic()
+                if remaining <= 0:
                     return jobs
                 self._cond.wait(remaining)
 
@@ -293,6 +313,7 @@ class MicroBatcher:
         self.stats.items += size
         self.stats.largest_batch = max(self.stats.largest_batch, size)
         self._seconds_per_item = 0.9 * self._seconds_per_item + 0.1 * (elapsed / size)
+        self._last_forward[kind] = elapsed
         if self._on_batch is not None:
             self._on_batch(kind, size, elapsed)
 

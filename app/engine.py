@@ -105,6 +105,7 @@ class Engine:
             max_wait_ms=settings.max_wait_ms,
             queue_limit=settings.queue_limit,
             pixels_in_flight=settings.max_pixels_in_flight,
+            patience=settings.batch_patience,
             on_batch=on_batch,
         )
         self.loaded_at = time.time()  # Unix time

@@ -103,6 +103,13 @@ class Settings(BaseSettings):
         ge=0,
         description="Longest a queued item waits for others to join its batch, in milliseconds.",
     )
+    batch_patience: float = Field(
+        0.25,
+        ge=0,
+        le=4,
+        description="While image requests are still decoding, a batch waits for them up to this share of the "
+        "last image forward pass (0 = never): concurrent requests then share one forward.",
+    )
     queue_limit: int = Field(
         1024,
         ge=1,

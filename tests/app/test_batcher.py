@@ -244,3 +244,41 @@ def test_a_job_with_non_finite_rows_fails_alone():
     assert good.result(5).tolist() == [[1.0, 3.0], [2.0, 3.0]]  # one forward of three items
     with pytest.raises(NonFiniteOutput):
         bad.result(5)
+
+
+def test_a_batch_waits_patiently_for_image_requests_still_decoding(encoder):
+    batcher = make(encoder, max_wait_ms=0, patience=1e6)  # waits up to a million times the last forward
+    batcher.submit("pixels", pixels(0)).result(5)  # one forward timed, however short
+    encoder.calls.clear()
+    with batcher.admit(1):  # a request decoding its image
+        first = batcher.submit("pixels", pixels(1))  # another, decoded: the model is free
+        time.sleep(0.05)
+        assert not first.done()  # kept for the one still decoding
+    second = batcher.submit("pixels", pixels(2))
+    assert first.result(5)[:, 1].tolist() == [2.0] and second.result(5)[:, 1].tolist() == [2.0]
+    assert encoder.calls == [("pixels", 2)]
+    batcher.close()
+
+
+def test_patience_ends_when_the_decoding_request_fails_and_texts_never_wait(encoder):
+    batcher = make(encoder, max_wait_ms=0, patience=1e6)
+    batcher.submit("pixels", pixels(0)).result(5)
+    batcher.submit("text", ["0"]).result(5)
+    with pytest.raises(ValueError, match="broken image"), batcher.admit(1):
+        alone = batcher.submit("pixels", pixels(1))
+        text = batcher.submit("text", ["2"])
+        assert text.result(5)[:, 0].tolist() == [2.0]  # texts do not wait for images
+        raise ValueError("broken image")
+    assert alone.result(5)[:, 1].tolist() == [1.0]  # ran as soon as the decoding request gave up
+    batcher.close()
+
+
+def test_no_patience_without_decoding_requests_or_when_turned_off(encoder):
+    for batcher in (make(encoder, patience=1e6), make(encoder, patience=0.0)):
+        batcher.submit("pixels", pixels(0)).result(5)
+        if batcher.patience == 0.0:
+            with batcher.admit(1):
+                assert batcher.submit("pixels", pixels(1)).result(5)[:, 1].tolist() == [1.0]
+        else:
+            assert batcher.submit("pixels", pixels(1)).result(5)[:, 1].tolist() == [1.0]
+        batcher.close()
