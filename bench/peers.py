@@ -5,10 +5,12 @@
    widths and patch size (same parameter count, checked) saved with `save_pretrained` for infinity.
 2. Starts both on 127.0.0.1, each in its own process with the same torch thread count and the
    same largest batch; infinity runs from its own virtual environment (`--infinity-python`).
-3. Drives both with one asynchronous httpx load generator: one 640×480 JPEG photo (skimage.data,
-   re-encoded, ~70 kB) or one short caption (never repeated: no cache helps either server) per
-   request, at each concurrency, bounded in time. The servers take turns (A B B A …) so that the
-   load other processes put on the machine falls on both alike.
+3. Drives both with one load generator, wrk (`bench/wrk.py`: one C thread, a small share of the
+   cores) where installed, else (or with `--client httpx`) an asynchronous httpx client in this
+   process: one 640×480 JPEG photo (skimage.data, re-encoded, ~70 kB) or one short caption (never
+   repeated: no cache helps either server) per request, at each concurrency, bounded in time. The
+   servers take turns (A B B A …) so that the load other processes put on the machine falls on
+   both alike. With wrk, a level's p50/p99 is the request-weighted mean of its turns' percentiles.
 4. Prints one JSON line: requests/s, p50/p99 latency and errors per server, kind and concurrency,
    and the ratios pcclip / infinity.
 
@@ -22,31 +24,24 @@ document lists it, else through its native `/embed`; infinity through its `/embe
 from __future__ import annotations
 
 import argparse
-import asyncio
-import base64
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from a checkout, installed or not
-from bench.serve import jpeg  # noqa: E402
+from bench import wrk  # noqa: E402
+from bench.peer_load import Payloads, Target, Turn, load, native_body, openai_body, photos  # noqa: E402
 from quality.server import Server, ServerFailed, free_port, loopback_server, stop  # noqa: E402
 
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina")
-SUBJECTS = ("a red car", "two dogs", "a bowl of soup", "an old bridge", "a cat on a sofa", "three apples")
-PLACES = ("in the rain", "at night", "on a beach", "in a kitchen", "near a river", "under a tree")
 SERVED_NAME = "clip-vit-b-32"
 
 
@@ -62,6 +57,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-batch", type=int, default=64, help="largest batch, both servers")
     parser.add_argument("--kinds", default="image,text", help="what to send: image, text or both")
     parser.add_argument("--hf-dir", type=Path, help="keep (and reuse) the transformers CLIP folder here")
+    parser.add_argument(
+        "--pcclip-setting", action="append", default=[], metavar="NAME=VALUE",
+        help="an extra setting for the pcclip server, e.g. PCCLIP_BATCH_PATIENCE=0 (repeatable)",
+    )
+    parser.add_argument(
+        "--client", choices=["wrk", "httpx"], default="wrk" if wrk.available() else "httpx", help="load generator"
+    )
     parser.add_argument("--ready-timeout", type=float, default=900.0, help="longest wait for a server to be ready")
     return parser.parse_args()
 
@@ -132,30 +134,6 @@ def build_hf_clip(arch: str, folder: Path) -> dict:
 # --- 2. the servers ------------------------------------------------------------------------
 
 
-@dataclass
-class Target:
-    """A running server and how to ask it for one embedding."""
-
-    name: str
-    url: str
-    path: str
-    body: Callable[[str, str], dict]  # (kind, payload) → JSON request
-    results: dict = field(default_factory=dict)
-
-
-def openai_body(model: str) -> Callable[[str, str], dict]:
-    def body(kind: str, payload: str) -> dict:
-        if kind == "image":
-            return {"model": model, "input": [f"data:image/jpeg;base64,{payload}"], "modality": "image"}
-        return {"model": model, "input": [payload]}
-
-    return body
-
-
-def native_body(kind: str, payload: str) -> dict:
-    return {"images": [{"b64": payload}]} if kind == "image" else {"texts": [payload]}
-
-
 def pcclip_target(url: str) -> Target:
     paths = httpx.get(f"{url}/openapi.json", timeout=30).json()["paths"]
     if "/v1/embeddings" in paths:
@@ -173,6 +151,7 @@ def pcclip_server(args: argparse.Namespace) -> Iterator[Server]:
         "PCCLIP_QUEUE_LIMIT": "100000",
         "PCCLIP_TORCH_THREADS": str(args.threads),
         "OMP_NUM_THREADS": str(args.threads),
+        **{name: value for name, _, value in (setting.partition("=") for setting in args.pcclip_setting)},
     }
     with (
         tempfile.TemporaryDirectory(prefix="peers-index-") as index_dir,  # not the checkout's data/index
@@ -231,101 +210,6 @@ def infinity_versions(python: str) -> dict:
 # --- 3. the load -------------------------------------------------------------------------
 
 
-def photos(count: int = 28) -> list[str]:
-    """Base64 of distinct 640×480 JPEG photos (skimage.data, with crops and mirror images)."""
-    from skimage import data
-
-    out = []
-    for index in range(count):
-        photo = Image.fromarray(getattr(data, PHOTOS[index % len(PHOTOS)])()).convert("RGB")
-        variant = index // len(PHOTOS)
-        width, height = photo.size
-        photo = photo.crop((variant * width // 16, 0, width, height - variant * height // 16))
-        if variant % 2:
-            photo = photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        out.append(base64.b64encode(jpeg(photo.resize((640, 480), Image.BICUBIC))).decode())
-    return out
-
-
-class Payloads:
-    """Images cycle through the photos; every text is new (a cache must not flatter either server)."""
-
-    def __init__(self, images: list[str]) -> None:
-        self.images = images
-        self.sent = 0
-
-    def next(self, kind: str) -> str:
-        self.sent += 1
-        if kind == "image":
-            return self.images[self.sent % len(self.images)]
-        n = self.sent
-        return f"{SUBJECTS[n % 6]} {PLACES[n // 6 % 6]}, photo {n // 36}"
-
-
-@dataclass
-class Turn:
-    latencies: list[float] = field(default_factory=list)
-    errors: int = 0
-    first_error: str = ""
-    seconds: float = 0.0
-
-    def add(self, other: Turn) -> None:
-        self.latencies += other.latencies
-        self.errors += other.errors
-        self.first_error = self.first_error or other.first_error
-        self.seconds += other.seconds
-
-    def summary(self) -> dict:
-        ordered = sorted(self.latencies)
-        pick = (lambda q: round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)) if ordered else None
-        return {
-            "rps": round(len(ordered) / self.seconds, 2) if self.seconds else 0.0,
-            "p50_ms": round(1000 * statistics.median(ordered), 1) if ordered else None,
-            "p99_ms": pick(0.99) if ordered else None,
-            "ok": len(ordered),
-            "errors": self.errors,
-            **({"first_error": self.first_error[:200]} if self.first_error else {}),
-        }
-
-
-async def drive(target: Target, kind: str, concurrency: int, seconds: float, payloads: Payloads) -> Turn:
-    """`concurrency` clients post one-item requests back to back (a closed loop).
-
-    Counted: the requests that complete within `seconds` of the start; those still in flight then
-    are awaited (so the next turn starts on an idle machine) but not counted.
-    """
-    turn = Turn(seconds=seconds)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    headers = {"content-type": "application/json"}
-    async with httpx.AsyncClient(base_url=target.url, timeout=600, limits=limits) as client:
-
-        async def post() -> httpx.Response:
-            return await client.post(
-                target.path, content=json.dumps(target.body(kind, payloads.next(kind))), headers=headers
-            )
-
-        await asyncio.gather(*(post() for _ in range(concurrency)))  # open the connections, warm the path
-        end = time.perf_counter() + seconds
-
-        async def worker() -> None:
-            while (t0 := time.perf_counter()) < end:
-                try:
-                    response = await post()
-                    error = "" if response.status_code == 200 else f"{response.status_code} {response.text}"
-                except httpx.HTTPError as exc:
-                    error = repr(exc)
-                if time.perf_counter() > end:
-                    return
-                if error:
-                    turn.errors += 1
-                    turn.first_error = turn.first_error or error
-                else:
-                    turn.latencies.append(time.perf_counter() - t0)
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return turn
-
-
 def check_answers(targets: list[Target], kinds: list[str], payloads: Payloads, dim: int) -> None:
     """Each server answers each kind with one `dim`-wide vector, before anything is timed."""
     for target in targets:
@@ -348,7 +232,7 @@ def measure(targets: list[Target], kinds: list[str], levels: list[int], args: ar
             turns = {target.name: Turn() for target in targets}
             for round_ in range(args.rounds):
                 for target in targets if round_ % 2 == 0 else targets[::-1]:
-                    turns[target.name].add(asyncio.run(drive(target, kind, concurrency, args.seconds, payloads)))
+                    turns[target.name].add(load(args.client, target, kind, concurrency, args.seconds, payloads))
             for target in targets:
                 target.results[f"{kind}_c{concurrency}"] = turns[target.name].summary()
 
@@ -395,7 +279,8 @@ def main() -> None:
         "infinity": infinity_versions(args.infinity_python),
         "protocols": {"pcclip": pcclip.path, "infinity": infinity.path},
         "request": "one 640x480 JPEG (~70 kB, base64 in JSON) or one new caption per request",
-        "seconds_per_turn": args.seconds, "rounds": args.rounds,
+        "seconds_per_turn": args.seconds, "rounds": args.rounds, "client": args.client,
+        "pcclip_settings": args.pcclip_setting,
         "rss_mib": memory,
         "pcclip_results": pcclip.results,
         "infinity_results": infinity.results,

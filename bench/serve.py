@@ -22,9 +22,7 @@ import base64
 import io
 import json
 import os
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +35,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from a checkout, installed or not
+from bench import wrk  # noqa: E402
 from quality.server import loopback_server  # noqa: E402
 
 CONCURRENCY = (1, 4, 16)
@@ -55,7 +54,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--image-size", type=int, default=224, help="side of the test JPEGs")
     parser.add_argument("--ready-timeout", type=float, default=600.0, help="longest wait for /ready")
     parser.add_argument(
-        "--client", choices=["wrk", "httpx"], default="wrk" if shutil.which("wrk") else "httpx", help="load generator"
+        "--client", choices=["wrk", "httpx"], default="wrk" if wrk.available() else "httpx", help="load generator"
     )
     return parser.parse_args()
 
@@ -167,46 +166,15 @@ async def drive(url: str, bodies: list[bytes], concurrency: int, seconds: float,
 
 def drive_wrk(url: str, bodies: list[bytes], concurrency: int, seconds: float) -> dict:
     """wrk with `concurrency` connections posting the bodies in turn (a warm-up run first)."""
-    with tempfile.TemporaryDirectory(prefix="serve-wrk-") as scratch:
-        script = Path(scratch) / "bodies.lua"
-        script.write_text(wrk_script(bodies))
-        command = ["wrk", "-t1", f"-c{concurrency}", "--latency", "-s", str(script)]
-        subprocess.run([*command, "-d1s", url], capture_output=True, check=True)
-        before = batch_totals(httpx.get(f"{url}/metrics").text)
-        report = subprocess.run([*command, f"-d{seconds:g}s", url], capture_output=True, text=True, check=True)
-        after = batch_totals(httpx.get(f"{url}/metrics").text)
-    figures = wrk_figures(report.stdout)
+    texts = [body.decode() for body in bodies]
+    wrk.run(url, "/embed", texts, concurrency, 1.0)
+    before = batch_totals(httpx.get(f"{url}/metrics").text)
+    figures = wrk.run(url, "/embed", texts, concurrency, seconds)
+    after = batch_totals(httpx.get(f"{url}/metrics").text)
+    if figures["failed"]:
+        raise RuntimeError(f"wrk saw {figures['failed']} failed requests")
     batches = after[1] - before[1]
-    return {**figures, "mean_batch": (after[0] - before[0]) / batches if batches else 0.0}
-
-
-def wrk_script(bodies: list[bytes]) -> str:
-    """A wrk Lua script that POSTs the JSON `bodies` to /embed in turn."""
-    quoted = ",\n".join(json.dumps(body.decode()) for body in bodies)
-    return (
-        f"bodies = {{\n{quoted}\n}}\ni = 0\n"
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        'request = function()\n  i = i % #bodies + 1\n  return wrk.format(nil, "/embed", nil, bodies[i])\nend\n'
-    )
-
-
-def wrk_figures(report: str) -> dict:
-    """Requests/s, p50 and p99 from wrk's --latency report; non-2xx answers are an error here."""
-    if "Non-2xx" in report or "Socket errors" in report:
-        raise RuntimeError(f"wrk saw failed requests:\n{report}")
-    units = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
-    figures = {}
-    for line in report.splitlines():
-        parts = line.split()
-        if parts[:1] == ["Requests/sec:"]:
-            figures["ips"] = float(parts[1])
-        elif parts[:1] in (["50%"], ["99%"]):
-            value = parts[1].rstrip("ums")  # wrk prints "812.00us", "6.67ms", "1.20s"
-            unit = parts[1][len(value) :]
-            figures[f"p{parts[0][:-1]}_ms"] = float(value) * units[unit]
-        elif "requests in" in line:
-            figures["requests"] = int(parts[0])
-    return figures
+    return {**figures, "ips": figures["rps"], "mean_batch": (after[0] - before[0]) / batches if batches else 0.0}
 
 
 def batch_totals(metrics: str) -> tuple[float, float]:
