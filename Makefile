@@ -51,11 +51,13 @@ soak: install
 audit: install
 	$(PY) -m quality.audit
 
-# Extra training/evaluation data: Fashion-MNIST from Debian (needs root), Google's emoji from npm
-# into data/emoji (then PCCLIP_EMOJI_DIR=data/emoji/package; the tests that need it skip without).
+# Extra training/evaluation data: Fashion-MNIST and openclipart's clip art from Debian (needs root),
+# Google's emoji from npm into data/emoji (then PCCLIP_EMOJI_DIR=data/emoji/package; the tests that
+# need them skip without).
 EMOJI_PACKAGE := emoji-datasource-google@16.0.0
+DEBIAN_DATA := dataset-fashion-mnist openclipart-png
 data:
-	apt-get install -y dataset-fashion-mnist || (apt-get update && apt-get install -y dataset-fashion-mnist)
+	apt-get install -y $(DEBIAN_DATA) || (apt-get update && apt-get install -y $(DEBIAN_DATA))
 	test -f data/emoji/package/emoji.json || (mkdir -p data/emoji && cd data/emoji \
 		&& npm pack --silent $(EMOJI_PACKAGE) && tar xzf emoji-datasource-google-16.0.0.tgz)
 

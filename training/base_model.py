@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from tqdm.auto import tqdm
 
 from models import tiny
@@ -28,6 +29,7 @@ from models.encoder import Encoder
 from models.factory import tiny_encoder
 from models.images import to_rgb
 from training.describers.attributes import NUMBER_WORDS
+from training.looks import look_view
 from training.sources.base import Sample, load_source
 from training.sources.cpunks import TYPE_PHRASES
 from training.sources.scenes import POSITION_PHRASES
@@ -45,8 +47,17 @@ class BaseTrainConfig:
     weight_decay: float = 0.05
     # how many samples each source contributes (None = all of its train split)
     source_limits: dict[str, int | None] = field(
-        default_factory=lambda: {"scenes": 60000, "fashion-mnist": 30000, "cpunks": None, "photos": None}
+        default_factory=lambda: {
+            "scenes": 45000,
+            "fashion-mnist": 20000,
+            "cpunks": None,
+            "photos": None,
+            "clipart": None,
+        }
     )
+    # share of the pictures that also train in a look view (`training.looks`); the photos never
+    # do, so the generalization suite's edits of photos stay unseen by the image tower
+    look_fraction: float = 0.3
 
 
 @dataclass
@@ -55,7 +66,7 @@ class TrainingData:
     view_images: torch.Tensor  # (V,) long, index into `pixels`; a view = one image with one caption
     view_captions: torch.Tensor  # (V,) long, index into `text_embeddings`
     text_embeddings: torch.Tensor  # (U, D) float32, unit norm, one row per unique caption
-    counts: dict[str, int]  # samples per source
+    counts: dict[str, int]  # samples per source, and "look views"
 
 
 def caption_variants(sample: Sample, rng: random.Random) -> list[str]:
@@ -82,7 +93,22 @@ def caption_variants(sample: Sample, rng: random.Random) -> list[str]:
         return [sample.caption, short]
     if sample.source == "cpunks":
         return [sample.caption, f"a pixel-art portrait of {TYPE_PHRASES[facts['type']]}"]
+    if sample.source == "clipart":
+        return [sample.caption, str(facts["phrase"])]
     return [sample.caption]
+
+
+def training_views(
+    samples: list[Sample], look_fraction: float, rng: random.Random
+) -> list[tuple[Image.Image, list[str]]]:
+    """Each sample's picture with its captions, then a look view for `look_fraction` of them (never photos)."""
+    views = [(sample.image, caption_variants(sample, rng)) for sample in samples]
+    views.extend(
+        look_view(sample.image, sample.caption, rng)
+        for sample in samples
+        if sample.source != "photos" and rng.random() < look_fraction
+    )
+    return views
 
 
 def build_data(encoder: Encoder, config: BaseTrainConfig) -> TrainingData:
@@ -99,8 +125,8 @@ def build_data(encoder: Encoder, config: BaseTrainConfig) -> TrainingData:
         samples.extend(loaded)
     if not samples:
         raise RuntimeError("no training data: every source was unavailable")
-    rng = random.Random(config.seed)
-    views = [(i, caption) for i, sample in enumerate(samples) for caption in caption_variants(sample, rng)]
+    pictures = training_views(samples, config.look_fraction, random.Random(config.seed))
+    views = [(i, caption) for i, (_, captions) in enumerate(pictures) for caption in captions]
     captions = sorted({caption for _, caption in views})
     index = {caption: i for i, caption in enumerate(captions)}
     text_embeddings = torch.cat([
@@ -108,13 +134,13 @@ def build_data(encoder: Encoder, config: BaseTrainConfig) -> TrainingData:
         for i in tqdm(range(0, len(captions), TEXT_CHUNK), desc="embedding captions", unit="chunk")
     ])
     to_uint8 = _pixel_transform(encoder)
-    pixels = torch.stack([to_uint8(sample.image) for sample in tqdm(samples, desc="caching pixels", unit="img")])
+    pixels = torch.stack([to_uint8(image) for image, _ in tqdm(pictures, desc="caching pixels", unit="img")])
     return TrainingData(
         pixels=pixels,
         view_images=torch.tensor([i for i, _ in views]),
         view_captions=torch.tensor([index[caption] for _, caption in views]),
         text_embeddings=text_embeddings,
-        counts=counts,
+        counts=counts | {"look views": len(pictures) - len(samples)},
     )
 
 

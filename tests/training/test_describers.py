@@ -82,6 +82,10 @@ def fashion(first: int, second: int) -> PairInput:
     return PairInput(("", ""), ({"label_index": first}, {"label_index": second}), "fashion-mnist")
 
 
+def clipart(first: str, second: str) -> PairInput:
+    return PairInput(("", ""), ({"phrase": first}, {"phrase": second}), "clipart")
+
+
 @pytest.mark.parametrize(
     ("pair", "pattern"),
     [
@@ -94,6 +98,8 @@ def fashion(first: int, second: int) -> PairInput:
         (punks([], ["earring"]), r"second has an earring, while the first does not|first is missing an earring"),
         (punks(["earring"], ["capForward"]), r"first (has|wears) an earring,? (while the second has|instead of) a cap"),
         (fashion(7, 8), r"first (image shows|is) a sneaker.*(while|instead of).* a bag"),
+        (clipart("a dog", "a flag"), r"first (image shows|is a drawing of) a dog.*(while|rather than).* a flag"
+                                     r"|second shows a flag where the first shows a dog"),
     ],
 )
 def test_attribute_texts_state_the_right_direction(pair, pattern):
@@ -104,9 +110,9 @@ def test_attribute_texts_state_the_right_direction(pair, pattern):
 
 def test_attribute_texts_are_none_when_nothing_differs_and_unknown_sources_fail():
     describer = AttributeDescriber()
-    same = [scenes(SceneSpec(), SceneSpec()), punks(["earring"], ["earring"]), fashion(2, 2)]
-    assert describer.describe(same) == [None, None, None]
-    with pytest.raises(ValueError, match="knows sources scenes, cpunks, fashion-mnist; got 'emoji'"):
+    same = [scenes(SceneSpec(), SceneSpec()), punks(["earring"], ["earring"]), fashion(2, 2), clipart("a dog", "a dog")]
+    assert describer.describe(same) == [None, None, None, None]
+    with pytest.raises(ValueError, match="knows sources scenes, cpunks, fashion-mnist, clipart; got 'emoji'"):
         describer.describe([PairInput(("", ""), ({}, {}), "emoji")])
 
 

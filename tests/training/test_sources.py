@@ -22,7 +22,17 @@ from PIL import Image
 from scipy import ndimage
 
 from training.safe_pickle import RestrictedUnpickler, restricted_load
-from training.sources import Sample, available_sources, cpunks, emoji, fashion_mnist, load_source, photos, scenes
+from training.sources import (
+    Sample,
+    available_sources,
+    clipart,
+    cpunks,
+    emoji,
+    fashion_mnist,
+    load_source,
+    photos,
+    scenes,
+)
 from training.sources.base import hashed_split
 from training.sources.scenes import COLORS, SceneSpec, render_scene, sample_scene_spec
 
@@ -30,13 +40,13 @@ from training.sources.scenes import COLORS, SceneSpec, render_scene, sample_scen
 
 
 def test_registry_lists_every_source():
-    assert available_sources() == ["coco", "cpunks", "emoji", "fashion-mnist", "jsonl", "photos", "scenes"]
+    assert available_sources() == ["clipart", "coco", "cpunks", "emoji", "fashion-mnist", "jsonl", "photos", "scenes"]
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"name": "imagenet"}, "available: coco, cpunks"),
+        ({"name": "imagenet"}, "available: clipart, coco, cpunks"),
         ({"name": "scenes", "split": "val"}, "valid splits: train, test"),
         ({"name": "scenes", "limit": -1}, "limit must be"),
         ({"name": "scenes", "colour": "red"}, "its options: ['image_size']"),
@@ -507,3 +517,62 @@ def test_minimal_scene_pairs_differ_in_exactly_one_fact():
         varied.add(changed[0])
         assert first.image.tobytes() != second.image.tobytes()
     assert varied == {"color", "shape", "size", "count", "position", "background"}
+
+
+# --- clip art --------------------------------------------------------------------------------
+
+
+def test_clipart_without_data_says_how_to_install(tmp_path):
+    with pytest.raises(FileNotFoundError, match="apt-get install openclipart-png"):
+        load_source("clipart", root=tmp_path / "missing")
+
+
+def test_clipart_captions_come_from_the_deepest_listed_folder(tmp_path):
+    files = {
+        "animals/mammals/dogs/rex_01.png": "a dog",
+        "animals/mammals/otters/otter.png": "a mammal",  # unlisted folder: its listed parent speaks
+        "signs_and_symbols/flags/europe/france/tricolore.png": "a flag",
+        "special/patterns/tiles.png": None,  # not a picture of anything: left out
+    }
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGBA", (40, 30), (200, 0, 0, 255)).save(tmp_path / name)
+    (tmp_path / "animals" / "broken.png").write_bytes(b"not a png")  # unreadable: left out
+    loaded = load_source("clipart", split="train", root=tmp_path) + load_source("clipart", split="test", root=tmp_path)
+    by_uid = {sample.uid: sample for sample in loaded}
+    expected = {f"clipart:{name}": phrase for name, phrase in files.items() if phrase}
+    assert {uid: sample.attributes["phrase"] for uid, sample in by_uid.items()} == expected
+    dog = by_uid["clipart:animals/mammals/dogs/rex_01.png"]
+    assert dog.caption == "a clip-art drawing of a dog"
+    assert dog.attributes["category"] == "animals" and dog.image.mode == "RGB"
+
+
+def test_clipart_refuses_huge_pictures_from_their_header_and_shrinks_the_rest(tmp_path, monkeypatch):
+    folder = tmp_path / "food" / "fruit"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (600, 300)).save(folder / "big.png")
+    Image.new("RGB", (1200, 1200)).save(folder / "poster.png")
+    monkeypatch.setattr(clipart, "MAX_PIXELS", 1_000_000)
+    loaded = load_source("clipart", split="train", root=tmp_path) + load_source("clipart", split="test", root=tmp_path)
+    assert [(sample.uid, sample.image.size) for sample in loaded] == [("clipart:food/fruit/big.png", (256, 128))]
+
+
+def test_clipart_keeps_at_most_per_phrase_pictures_a_seeded_choice(tmp_path, monkeypatch):
+    folder = tmp_path / "shapes" / "stars"
+    folder.mkdir(parents=True)
+    for i in range(12):
+        Image.new("RGB", (8, 8)).save(folder / f"star{i:02d}.png")
+    monkeypatch.setattr(clipart, "PER_PHRASE", 5)
+    chosen = clipart.catalogue(tmp_path, seed=0)
+    assert len(chosen) == 5 and chosen == sorted(chosen) == clipart.catalogue(tmp_path, seed=0)
+    assert chosen != clipart.catalogue(tmp_path, seed=1)
+
+
+@pytest.mark.skipif(not clipart.DEFAULT_ROOT.is_dir(), reason="openclipart-png not installed")
+def test_real_clipart_splits_are_disjoint_and_every_category_appears():
+    train = load_source("clipart", split="train", limit=400, seed=2)
+    test = load_source("clipart", split="test", limit=100, seed=2)
+    assert len(train) == 400 and len(test) == 100
+    assert not {s.uid for s in train} & {s.uid for s in test}
+    assert all(max(s.image.size) <= clipart.KEEP_SIDE for s in train + test)
+    assert {"animals", "food", "people", "signs_and_symbols"} <= {s.attributes["category"] for s in train}

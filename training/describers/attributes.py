@@ -2,7 +2,7 @@
 
 Each text states how the FIRST image differs from the SECOND. Scenes differ in colour, shape,
 size, count, position and brightness; CryptoPunks in type and accessories (presence of an
-object); Fashion-MNIST in the item shown; edit pairs (`training.edit_pairs`, any source) in
+object); Fashion-MNIST and clip art in what they show; edit pairs (`training.edit_pairs`, any source) in
 how one picture looks. Wording varies by a seeded choice of templates so
 the text tower learns the difference, not one sentence.
 """
@@ -122,11 +122,27 @@ def fashion_differences(first: Mapping, second: Mapping, rng: random.Random) -> 
     ])]
 
 
-_BY_SOURCE = {"scenes": scene_differences, "cpunks": punk_differences, "fashion-mnist": fashion_differences}
+def clipart_differences(first: Mapping, second: Mapping, rng: random.Random) -> list[str]:
+    if first["phrase"] == second["phrase"]:
+        return []
+    a, b = first["phrase"], second["phrase"]
+    return [rng.choice([
+        f"the first image shows {a}, while the second shows {b}",
+        f"the first is a drawing of {a} rather than {b}",
+        f"the second shows {b} where the first shows {a}",
+    ])]
+
+
+_BY_SOURCE = {
+    "scenes": scene_differences,
+    "cpunks": punk_differences,
+    "fashion-mnist": fashion_differences,
+    "clipart": clipart_differences,
+}
 
 
 class AttributeDescriber:
-    """Templated differences for sources with structured attributes (scenes, cpunks, fashion)."""
+    """Templated differences for sources with structured attributes (scenes, cpunks, fashion, clip art)."""
 
     name = "attributes"
     min_chars = 0  # exact templated texts: a short one is as true as a long one

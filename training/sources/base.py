@@ -27,6 +27,7 @@ _REGISTRY = {
     "coco": "captions:load_coco",
     "jsonl": "captions:load_jsonl",
     "emoji": "emoji:load",
+    "clipart": "clipart:load",
 }
 
 
