@@ -3,16 +3,17 @@
 Requests enqueue a job (a batch of preprocessed image pixels, or a list of texts) carrying its own future and return at
 once; the worker takes the oldest job, adds every queued job of the same kind up to
 `max_batch` items — waiting at most `max_wait_ms` after the oldest job arrived for more to
-join, and, while admitted image requests are still decoding, up to `patience` times the last
-image forward longer for them — runs one forward pass and hands each job its rows, checked
-finite and copied out of the batch. The patience keeps a wave of concurrent image requests in
-one batch: without it, the requests whose decoding ends a moment after the model came free wait
-a whole forward pass more, for the next batch. That tensor work stays on the worker: a torch op
-releases the GIL and must win it back, which on a busy event loop costs up to the interpreter's
-switch interval (5 ms) per op. The queue is bounded in items: a job that does not fit is refused
-at the door with `Overloaded` (→ 429). The decoded pixels of the requests still turning images
-into tensors are bounded too (`PixelBudget`). The event loop only ever awaits futures; it never
-runs the model.
+join, and up to `patience` times the last forward of that kind longer while more are on their
+way (image requests still decoding, or fewer items than the last batch held) and the model is not
+the bottleneck (no job was already waiting when it came free) — runs one forward
+pass and hands each job its rows, checked finite and copied out of the batch. The patience keeps
+a wave of concurrent requests in one batch: without it, the requests that reach the queue a
+moment after the model came free wait a whole forward pass more, for the next batch. That
+tensor work stays on the worker: a torch op releases the GIL and must win it back, which on a
+busy event loop costs up to the interpreter's switch interval (5 ms) per op. The queue is
+bounded in items: a job that does not fit is refused at the door with `Overloaded` (→ 429). The
+decoded pixels of the requests still turning images into tensors are bounded too
+(`PixelBudget`). The event loop only ever awaits futures; it never runs the model.
 """
 
 from __future__ import annotations
@@ -143,6 +144,8 @@ class MicroBatcher:
         self._closed = False
         self._seconds_per_item = 0.01  # running estimate, for Retry-After
         self._last_forward: dict[Kind, float] = {"pixels": 0.0, "text": 0.0}  # seconds
+        self._last_size: dict[Kind, int] = {"pixels": 0, "text": 0}  # items
+        self._model_free_since = 0.0  # monotonic time the last forward ended
         self._thread = threading.Thread(target=self._run, name="pcclip-batcher", daemon=True)
         self._thread.start()
 
@@ -234,9 +237,7 @@ class MicroBatcher:
     def _take_batch(self) -> list[_Job] | None:
         """Block for the oldest job, then gather same-kind jobs until full or its wait is up.
 
-        Its wait is `max_wait` after it arrived, longer by the patience while image requests
-        are still decoding (they are admitted, not yet queued), the batch has room and no job
-        of the other kind is waiting.
+        Its wait is `max_wait` after it arrived, longer by the patience (`_patient`).
         """
         with self._cond:
             while not self._closed and not any(self._queues.values()):
@@ -246,7 +247,7 @@ class MicroBatcher:
             kind = self._oldest_kind()
             queue = self._queues[kind]
             deadline = queue[0].enqueued + self.max_wait
-            patient_deadline = deadline + (self.patience * self._last_forward[kind] if kind == "pixels" else 0.0)
+            patient_deadline = deadline + self.patience * self._last_forward[kind]
             jobs: list[_Job] = []
             size = 0
             while True:
@@ -257,11 +258,20 @@ class MicroBatcher:
                     size += len(job.items)
                 if size >= self.max_batch or queue or self._closed:
                     return jobs
-                others_wait = any(q for other, q in self._queues.items() if other != kind)
-                remaining = (patient_deadline if self._admitted and not others_wait else deadline) - time.monotonic()
+                remaining = (patient_deadline if self._patient(kind, jobs, size) else deadline) - time.monotonic()
                 if remaining <= 0:
                     return jobs
                 self._cond.wait(remaining)
+
+    def _patient(self, kind: Kind, jobs: list[_Job], size: int) -> bool:
+        """Whether to wait for more: some are likely on their way (image requests still decoding,
+        or fewer items than the last batch held), no job of the other kind waits, and the model
+        is not the bottleneck — a job that was already queued when it came free says it is, and
+        idling it then costs throughput."""
+        coming = (kind == "pixels" and self._admitted > 0) or size < self._last_size[kind]
+        others_wait = any(q for other, q in self._queues.items() if other != kind)
+        backlog = jobs[0].enqueued < self._model_free_since
+        return coming and not others_wait and not backlog
 
     def _oldest_kind(self) -> Kind:
         heads = {kind: q[0].enqueued for kind, q in self._queues.items() if q}
@@ -302,18 +312,21 @@ class MicroBatcher:
             offset = end
 
     def _encode(self, kind: Kind, items: torch.Tensor | list[str]) -> torch.Tensor:
-        if kind == "pixels" and isinstance(items, torch.Tensor):
-            return self.encoder.encode_pixels(items, batch_size=self.max_batch)
-        if kind == "text" and isinstance(items, list):
-            return self.encoder.encode_texts(items, batch_size=self.max_batch)
-        raise TypeError(f"a {kind!r} job cannot hold {type(items).__name__} items")
+        try:
+            if kind == "pixels" and isinstance(items, torch.Tensor):
+                return self.encoder.encode_pixels(items, batch_size=self.max_batch)
+            if kind == "text" and isinstance(items, list):
+                return self.encoder.encode_texts(items, batch_size=self.max_batch)
+            raise TypeError(f"a {kind!r} job cannot hold {type(items).__name__} items")
+        finally:
+            self._model_free_since = time.monotonic()  # before any job hears back
 
     def _record(self, kind: Kind, size: int, elapsed: float) -> None:
         self.stats.batches += 1
         self.stats.items += size
         self.stats.largest_batch = max(self.stats.largest_batch, size)
         self._seconds_per_item = 0.9 * self._seconds_per_item + 0.1 * (elapsed / size)
-        self._last_forward[kind] = elapsed
+        self._last_forward[kind], self._last_size[kind] = elapsed, size
         if self._on_batch is not None:
             self._on_batch(kind, size, elapsed)
 

@@ -107,8 +107,9 @@ class Settings(BaseSettings):
         0.25,
         ge=0,
         le=4,
-        description="While image requests are still decoding, a batch waits for them up to this share of the "
-        "last image forward pass (0 = never): concurrent requests then share one forward.",
+        description="While more requests are on their way (images still decoding, or fewer items than the last "
+        "batch held) and none was already waiting when the model came free, a batch waits for them up to this "
+        "share of the last forward pass (0 = never): a wave of concurrent requests then shares one forward.",
     )
     queue_limit: int = Field(
         1024,

@@ -21,12 +21,17 @@ def available() -> bool:
     return shutil.which("wrk") is not None
 
 
-def run(url: str, path: str, bodies: list[str], concurrency: int, seconds: float) -> dict:
-    """POST `bodies` (JSON texts, in turn) to `url` + `path`: rps, p50/p99 ms, ok and failed requests."""
+def run(url: str, path: str, bodies: list[str], concurrency: int, seconds: float, timeout: float = 120.0) -> dict:
+    """POST `bodies` (JSON texts, in turn) to `url` + `path`: rps, p50/p99 ms, ok and failed requests.
+
+    timeout: seconds a request may take before wrk counts it failed (its own default, 2 s, fails
+    a loaded CPU server's answers at concurrency 64).
+    """
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as scratch:
         script = Path(scratch) / "bodies.lua"
         script.write_text(script_text(path, bodies))
-        command = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--latency", "-s", str(script), url]
+        command = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", f"--timeout={timeout:g}s", "--latency"]
+        command += ["-s", str(script), url]
         report = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return figures(report)
 

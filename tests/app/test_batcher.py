@@ -282,3 +282,32 @@ def test_no_patience_without_decoding_requests_or_when_turned_off(encoder):
         else:
             assert batcher.submit("pixels", pixels(1)).result(5)[:, 1].tolist() == [1.0]
         batcher.close()
+
+
+def test_a_batch_smaller_than_the_last_waits_patiently_for_the_rest_of_its_wave(encoder):
+    batcher = make(encoder, patience=1e6)
+    hold(encoder, batcher)
+    wave = [batcher.submit("text", [str(n)]) for n in range(3)]  # queued behind the held batch
+    encoder.gate.set()
+    assert [f.result(5)[:, 1].tolist() for f in wave] == [[3.0]] * 3  # the last text batch held 3
+    encoder.calls.clear()
+    early = batcher.submit("text", ["10"])
+    time.sleep(0.05)
+    assert not early.done()  # 1 < 3: the rest of its wave is likely on its way
+    late = [batcher.submit("text", [str(n)]) for n in (11, 12)]
+    assert [f.result(5)[:, 1].tolist() for f in (early, *late)] == [[3.0]] * 3
+    assert encoder.calls == [("text", 3)]
+    batcher.close()
+
+
+def test_no_patience_when_jobs_were_already_waiting_as_the_model_came_free(encoder):
+    batcher = make(encoder, patience=1e6)
+    hold(encoder, batcher)
+    wave = [batcher.submit("text", [str(n)]) for n in range(3)]
+    encoder.gate.set()
+    assert all(f.result(5) is not None for f in wave)  # the last text batch held 3
+    hold(encoder, batcher)
+    backlog = batcher.submit("text", ["7"])  # queued while the model is busy: it is the bottleneck
+    encoder.gate.set()
+    assert backlog.result(5)[:, 1].tolist() == [1.0]  # taken alone at once, though 1 < 3
+    batcher.close()

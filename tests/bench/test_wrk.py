@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -17,10 +18,12 @@ class Recorder(BaseHTTPRequestHandler):
     """Answers 200 to a JSON body holding "ok": true, 422 otherwise; keeps every body it read."""
 
     bodies: list[dict] = []
+    delay = 0.0  # seconds before each answer
     protocol_version = "HTTP/1.1"
 
     def do_POST(self) -> None:  # noqa: N802 — http.server's name
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        time.sleep(self.delay)
         type(self).bodies.append({"path": self.path, "type": self.headers["Content-Type"], **body})
         self.send_response(200 if body["ok"] else 422)
         self.send_header("Content-Length", "0")
@@ -76,3 +79,9 @@ Requests/sec:    100.00
     assert wrk.figures(report) == {"failed": 7, "p50_ms": 0.812, "p99_ms": 1200.0, "requests": 100, "rps": 100.0}
     with pytest.raises(RuntimeError, match="lacks"):
         wrk.figures("connection refused")
+
+
+def test_a_slow_answer_within_the_timeout_is_not_a_failure(server, monkeypatch):
+    monkeypatch.setattr(Recorder, "delay", 2.5)  # past wrk's own 2 s default
+    result = wrk.run(server, "/embed", [json.dumps({"ok": True})], concurrency=1, seconds=3, timeout=10)
+    assert result["failed"] == 0 and result["requests"] >= 1 and result["p50_ms"] >= 2500
