@@ -32,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from a checkout, installed or not
-from bench.peers import Payloads, Target, drive, native_body, photos  # noqa: E402
+from bench.peer_load import Payloads, Target, drive, native_body, photos  # noqa: E402
 from quality.server import loopback_server  # noqa: E402
 
 # py-spy frame prefixes → stage; a sample goes to the stage of its deepest matching frame.
