@@ -99,7 +99,7 @@ class Turn:
         self.wrk_turns += other.wrk_turns
 
     def summary(self) -> dict:
-        ok = len(self.latencies) + sum(turn["requests"] - turn["failed"] for turn in self.wrk_turns)
+        ok = len(self.latencies) + sum(turn["ok"] for turn in self.wrk_turns)
         return {
             "rps": round(ok / self.seconds, 2) if self.seconds else 0.0,
             **self._percentiles(),
@@ -179,6 +179,7 @@ def drive_wrk(target: Target, kind: str, concurrency: int, seconds: float, paylo
         raise RuntimeError(f"{target.name} answered {figures['requests']} texts, more than the {count} drawn")
     first_error = f"{figures['failed']} failed requests (wrk keeps no bodies)" if figures["failed"] else ""
     return Turn(seconds=seconds, wrk_turns=[figures], first_error=first_error)
+
 
 def load(client: str, target: Target, kind: str, concurrency: int, seconds: float, payloads: Payloads) -> Turn:
     if client == "wrk":

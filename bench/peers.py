@@ -61,9 +61,7 @@ def parse_args() -> argparse.Namespace:
         "--pcclip-setting", action="append", default=[], metavar="NAME=VALUE",
         help="an extra setting for the pcclip server, e.g. PCCLIP_BATCH_PATIENCE=0 (repeatable)",
     )
-    parser.add_argument(
-        "--client", choices=["wrk", "httpx"], default="wrk" if wrk.available() else "httpx", help="load generator"
-    )
+    wrk.client_option(parser)
     parser.add_argument("--ready-timeout", type=float, default=900.0, help="longest wait for a server to be ready")
     return parser.parse_args()
 

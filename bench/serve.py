@@ -53,9 +53,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     parser.add_argument("--image-size", type=int, default=224, help="side of the test JPEGs")
     parser.add_argument("--ready-timeout", type=float, default=600.0, help="longest wait for /ready")
-    parser.add_argument(
-        "--client", choices=["wrk", "httpx"], default="wrk" if wrk.available() else "httpx", help="load generator"
-    )
+    wrk.client_option(parser)
     return parser.parse_args()
 
 
@@ -68,7 +66,7 @@ def make_images(count: int, side: int, seed: int = 0) -> list[Image.Image]:
     images = []
     for _ in range(count):
         coarse = rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
-        images.append(Image.fromarray(coarse).resize((side, side), Image.BILINEAR))
+        images.append(Image.fromarray(coarse).resize((side, side), Image.Resampling.BILINEAR))
     return images
 
 

@@ -8,6 +8,7 @@ on the cores the servers were measured on).
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import subprocess
@@ -48,8 +49,11 @@ def script_text(path: str, bodies: list[str]) -> str:
 
 
 def figures(report: str) -> dict:
-    """Requests/s, p50 and p99 (ms), completed and failed requests, from wrk's --latency report."""
-    out: dict[str, float] = {"failed": 0}
+    """From wrk's --latency report: requests/s, p50 and p99 (ms), `requests` (answered, any
+    status), `ok` (answered 2xx) and `failed` (answered otherwise, or lost to a socket error or
+    timeout, which wrk does not count among its requests)."""
+    out: dict[str, float] = {}
+    non_2xx = socket_errors = 0
     for line in report.splitlines():
         parts = line.split()
         if parts[:1] == ["Requests/sec:"]:
@@ -59,13 +63,20 @@ def figures(report: str) -> dict:
         elif "requests in" in line:
             out["requests"] = int(parts[0])
         elif line.strip().startswith("Non-2xx or 3xx responses:"):
-            out["failed"] += int(parts[-1])
+            non_2xx = int(parts[-1])
         elif line.strip().startswith("Socket errors:"):  # "connect 0, read 0, write 0, timeout 2"
-            out["failed"] += sum(int(word.rstrip(",")) for word in parts[3::2])
+            socket_errors = sum(int(word.rstrip(",")) for word in parts[3::2])
     missing = {"rps", "p50_ms", "p99_ms", "requests"} - out.keys()
     if missing:
         raise RuntimeError(f"wrk's report lacks {sorted(missing)}:\n{report}")
-    return out
+    return out | {"ok": out["requests"] - non_2xx, "failed": non_2xx + socket_errors}
+
+
+def client_option(parser: argparse.ArgumentParser) -> None:
+    """The benchmarks' `--client` option: wrk where installed, else the httpx client in-process."""
+    parser.add_argument(
+        "--client", choices=["wrk", "httpx"], default="wrk" if available() else "httpx", help="load generator"
+    )
 
 
 def _milliseconds(text: str) -> float:

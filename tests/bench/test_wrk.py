@@ -64,6 +64,7 @@ def test_counts_answers_that_are_not_2xx(server):
     bodies = [json.dumps({"ok": True}), json.dumps({"ok": False})]
     result = wrk.run(server, "/embed", bodies, concurrency=1, seconds=1)
     assert result["requests"] >= 2 and abs(result["failed"] - result["requests"] / 2) <= 1
+    assert result["ok"] == result["requests"] - result["failed"]
 
 
 def test_reads_every_unit_and_refuses_a_report_without_figures():
@@ -76,7 +77,9 @@ def test_reads_every_unit_and_refuses_a_report_without_figures():
   Non-2xx or 3xx responses: 4
 Requests/sec:    100.00
 """
-    assert wrk.figures(report) == {"failed": 7, "p50_ms": 0.812, "p99_ms": 1200.0, "requests": 100, "rps": 100.0}
+    assert wrk.figures(report) == {
+        "failed": 7, "ok": 96, "p50_ms": 0.812, "p99_ms": 1200.0, "requests": 100, "rps": 100.0
+    }
     with pytest.raises(RuntimeError, match="lacks"):
         wrk.figures("connection refused")
 
