@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from training import image_edits
+from training.edit_pairs import EDIT_KINDS
 
 
 @dataclass(frozen=True)
@@ -29,26 +30,29 @@ class Look:
     needs_colour: bool = False  # meaningless on a grey picture
 
 
+_EDIT = {name: kind.apply for name, kind in EDIT_KINDS.items()}  # the edit pairs' (picture, level, seed) edits
+
 LOOKS = (
-    Look("dark", lambda im, s, _: image_edits.brightness(im, s), (0.25, 0.45),
+    Look("dark", _EDIT["brightness"], (0.25, 0.45),
          ("very dark", "underexposed and dark", "in dim light"), "a dark picture"),
-    Look("bright", lambda im, s, _: image_edits.brightness(im, s), (1.6, 2.0),
+    Look("bright", _EDIT["brightness"], (1.6, 2.0),
          ("very bright", "overexposed and bright"), "a bright picture"),
-    Look("low contrast", lambda im, s, _: image_edits.contrast(im, s), (0.2, 0.4),
+    Look("low contrast", _EDIT["contrast"], (0.2, 0.4),
          ("low in contrast", "washed out and faded"), "a low-contrast picture"),
-    Look("blurry", lambda im, s, _: image_edits.blur(im, s), (1.5, 3.0),
+    Look("blurry", _EDIT["sharpness"], (1.5, 3.0),
          ("blurry", "out of focus", "blurred"), "a blurry picture"),
-    Look("noisy", lambda im, s, seed: image_edits.noise(im, s, seed), (30.0, 55.0),
+    Look("noisy", _EDIT["noise"], (30.0, 55.0),
          ("grainy with noise", "noisy"), "a noisy picture"),
+    # strength here: JPEG quality, and the share of the picture kept (not the edit pairs' levels)
     Look("compressed", lambda im, s, _: image_edits.jpeg(im, round(s)), (3, 9),
          ("with blocky JPEG artefacts", "heavily compressed"), "a heavily compressed JPEG"),
     Look("close-up", lambda im, s, _: image_edits.zoom(im, s), (0.4, 0.6),
          ("zoomed in close", "a close-up crop"), "a close-up picture"),
-    Look("tilted", lambda im, s, seed: image_edits.rotate(im, s if seed % 2 else -s), (25.0, 50.0),
+    Look("tilted", _EDIT["rotation"], (25.0, 50.0),
          ("tilted", "rotated at an angle"), "a tilted picture"),
-    Look("black and white", lambda im, _s, _seed: image_edits.saturation(im, 0.0), (0.0, 0.0),
+    Look("black and white", _EDIT["saturation"], (0.0, 0.0),
          ("in black and white", "in greyscale"), "a black-and-white picture", needs_colour=True),
-    Look("vivid", lambda im, s, _: image_edits.saturation(im, s), (2.0, 2.6),
+    Look("vivid", _EDIT["saturation"], (2.0, 2.6),
          ("with vivid saturated colours", "oversaturated"), "a picture with vivid colours", needs_colour=True),
 )
 

@@ -115,12 +115,10 @@ def load(split: str, *, limit: int | None, seed: int, root: str | Path | None = 
     folder = Path(root) if root is not None else DEFAULT_ROOT
     if not folder.is_dir():
         raise FileNotFoundError(f"no clip art at {folder}. To fetch it: {_INSTALL}")
-    files = [path for path in catalogue(folder, seed) if hashed_split(path.as_posix(), TEST_FRACTION) == split]
+    files = [entry for entry in catalogue(folder, seed) if hashed_split(entry[0].as_posix(), TEST_FRACTION) == split]
     samples = []
     for index in select_indices(len(files), limit, seed):
-        relative = files[index]
-        phrase = phrase_of(relative.parent.as_posix())
-        assert phrase is not None  # catalogue keeps only phrased folders
+        relative, phrase = files[index]
         image = open_rgb(folder / relative)
         image.thumbnail((KEEP_SIDE, KEEP_SIDE))
         samples.append(
@@ -145,8 +143,8 @@ def phrase_of(folder: str) -> str | None:
     return None
 
 
-def catalogue(folder: Path, seed: int) -> list[Path]:
-    """Relative paths of the usable pictures, at most PER_PHRASE per phrase, sorted."""
+def catalogue(folder: Path, seed: int) -> list[tuple[Path, str]]:
+    """(relative path, phrase) of the usable pictures, at most PER_PHRASE per phrase, sorted by path."""
     by_phrase: dict[str, list[Path]] = defaultdict(list)
     for path in sorted(folder.rglob("*.png")):
         relative = path.relative_to(folder)
@@ -154,8 +152,11 @@ def catalogue(folder: Path, seed: int) -> list[Path]:
         if phrase is not None and _small_enough(path):
             by_phrase[phrase].append(relative)
     rng = random.Random(seed)
-    chosen = [rng.sample(paths, PER_PHRASE) if len(paths) > PER_PHRASE else paths for paths in by_phrase.values()]
-    return sorted(path for paths in chosen for path in paths)
+    chosen = {
+        phrase: rng.sample(paths, PER_PHRASE) if len(paths) > PER_PHRASE else paths
+        for phrase, paths in by_phrase.items()
+    }
+    return sorted((path, phrase) for phrase, paths in chosen.items() for path in paths)
 
 
 def _small_enough(path: Path) -> bool:
