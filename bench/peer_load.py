@@ -3,6 +3,10 @@
 A `Target` is one server's URL, path and request body; `load` drives it for one turn with wrk
 (`bench/wrk.py`) or with an asynchronous httpx client, and returns a `Turn`, which adds up over
 the rounds of one level and summarises as requests/s, p50/p99 latency and errors.
+
+Between a turn's warm-up and its counted part, `settle` waits until the servers are idle: a
+server goes on computing the answers of requests whose client has left (wrk drops its
+connections when its time is up), and a turn must not start on another's leftover work.
 """
 
 from __future__ import annotations
@@ -10,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 from PIL import Image
@@ -89,6 +95,7 @@ class Turn:
     errors: int = 0
     first_error: str = ""
     seconds: float = 0.0
+    settled_s: float = 0.0  # waited before the counted part for the servers to go idle
     wrk_turns: list[dict] = field(default_factory=list)  # wrk's figures per turn (it keeps no latencies)
 
     def add(self, other: Turn) -> None:
@@ -96,6 +103,7 @@ class Turn:
         self.errors += other.errors
         self.first_error = self.first_error or other.first_error
         self.seconds += other.seconds
+        self.settled_s += other.settled_s
         self.wrk_turns += other.wrk_turns
 
     def summary(self) -> dict:
@@ -105,6 +113,7 @@ class Turn:
             **self._percentiles(),
             "ok": ok,
             "errors": self.errors + sum(turn["failed"] for turn in self.wrk_turns),
+            "settled_s": round(self.settled_s, 1),
             **({"first_error": self.first_error[:200]} if self.first_error else {}),
         }
 
@@ -124,7 +133,16 @@ class Turn:
         }
 
 
-async def drive(target: Target, kind: str, concurrency: int, seconds: float, payloads: Payloads) -> Turn:
+Settle = Callable[[], float]  # waits until the servers are idle; returns the seconds waited
+
+
+def no_settle() -> float:
+    return 0.0
+
+
+async def drive(
+    target: Target, kind: str, concurrency: int, seconds: float, payloads: Payloads, settle: Settle = no_settle
+) -> Turn:
     """`concurrency` clients post one-item requests back to back (a closed loop).
 
     Counted: the requests that complete within `seconds` of the start; those still in flight then
@@ -141,6 +159,7 @@ async def drive(target: Target, kind: str, concurrency: int, seconds: float, pay
             )
 
         await asyncio.gather(*(post() for _ in range(concurrency)))  # open the connections, warm the path
+        turn.settled_s = await asyncio.to_thread(settle)
         end = time.perf_counter() + seconds
 
         async def worker() -> None:
@@ -162,7 +181,9 @@ async def drive(target: Target, kind: str, concurrency: int, seconds: float, pay
     return turn
 
 
-def drive_wrk(target: Target, kind: str, concurrency: int, seconds: float, payloads: Payloads) -> Turn:
+def drive_wrk(
+    target: Target, kind: str, concurrency: int, seconds: float, payloads: Payloads, settle: Settle = no_settle
+) -> Turn:
     """wrk's closed loop: a one-second warm-up, then `seconds` counted, each with bodies of its own.
 
     Texts are drawn for far more requests than a turn can make, so none repeats within a turn;
@@ -174,15 +195,56 @@ def drive_wrk(target: Target, kind: str, concurrency: int, seconds: float, paylo
         return [json.dumps(target.body(kind, payloads.next(kind))) for _ in range(n)]
 
     wrk.run(target.url, target.path, bodies(count if kind == "image" else 1000), concurrency, 1.0)
+    settled_s = settle()
     figures = wrk.run(target.url, target.path, bodies(count), concurrency, seconds)
     if kind == "text" and figures["requests"] > count:
         raise RuntimeError(f"{target.name} answered {figures['requests']} texts, more than the {count} drawn")
     first_error = f"{figures['failed']} failed requests (wrk keeps no bodies)" if figures["failed"] else ""
-    return Turn(seconds=seconds, wrk_turns=[figures], first_error=first_error)
+    return Turn(seconds=seconds, settled_s=settled_s, wrk_turns=[figures], first_error=first_error)
 
 
-def load(client: str, target: Target, kind: str, concurrency: int, seconds: float, payloads: Payloads) -> Turn:
+def load(
+    client: str,
+    target: Target,
+    kind: str,
+    concurrency: int,
+    seconds: float,
+    payloads: Payloads,
+    settle: Settle = no_settle,
+) -> Turn:
     if client == "wrk":
-        return drive_wrk(target, kind, concurrency, seconds, payloads)
-    return asyncio.run(drive(target, kind, concurrency, seconds, payloads))
+        return drive_wrk(target, kind, concurrency, seconds, payloads, settle)
+    return asyncio.run(drive(target, kind, concurrency, seconds, payloads, settle))
+
+
+# --- idle servers -------------------------------------------------------------------------
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds a process has used, all its threads (utime + stime from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_quiet(
+    pids: Sequence[int],
+    *,
+    busy_share: float = 0.05,
+    window: float = 0.5,
+    timeout: float = 120.0,
+    cpu_seconds: Callable[[int], float] = process_cpu_s,
+    sleep: Callable[[float], None] = time.sleep,
+) -> float:
+    """Wait until the processes together use less than `busy_share` of one core over a `window`
+    (at most `timeout` seconds); returns the seconds waited, counted in windows."""
+    waited = 0.0
+    used = sum(map(cpu_seconds, pids))
+    while waited < timeout:
+        sleep(window)
+        waited += window
+        now = sum(map(cpu_seconds, pids))
+        if now - used < busy_share * window:
+            return waited
+        used = now
+    raise TimeoutError(f"processes {list(pids)} still busy after {timeout:.0f} s")
 

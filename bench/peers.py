@@ -39,7 +39,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from a checkout, installed or not
 from bench import wrk  # noqa: E402
-from bench.peer_load import Payloads, Target, Turn, load, native_body, openai_body, photos  # noqa: E402
+from bench.peer_load import Payloads, Target, Turn, load, native_body, openai_body, photos, wait_quiet  # noqa: E402
 from quality.server import Server, ServerFailed, free_port, loopback_server, stop  # noqa: E402
 
 SERVED_NAME = "clip-vit-b-32"
@@ -222,15 +222,22 @@ def check_answers(targets: list[Target], kinds: list[str], payloads: Payloads, d
                 raise ServerFailed(f"{target.name} answered a {len(vector)}-wide {kind} vector, expected {dim}")
 
 
-def measure(targets: list[Target], kinds: list[str], levels: list[int], args: argparse.Namespace) -> None:
-    """Each server's turns alternate A B, B A, … at every (kind, concurrency); results land in `target.results`."""
+def measure(
+    targets: list[Target], kinds: list[str], levels: list[int], args: argparse.Namespace, pids: list[int]
+) -> None:
+    """Each server's turns alternate A B, B A, … at every (kind, concurrency), each counted from
+    when both servers are idle; results land in `target.results`."""
     payloads = Payloads(photos())
+
+    def settle() -> float:
+        return wait_quiet(pids)
+
     for kind in kinds:
         for concurrency in levels:
             turns = {target.name: Turn() for target in targets}
             for round_ in range(args.rounds):
                 for target in targets if round_ % 2 == 0 else targets[::-1]:
-                    turns[target.name].add(load(args.client, target, kind, concurrency, args.seconds, payloads))
+                    turns[target.name].add(load(args.client, target, kind, concurrency, args.seconds, payloads, settle))
             for target in targets:
                 target.results[f"{kind}_c{concurrency}"] = turns[target.name].summary()
 
@@ -261,7 +268,7 @@ def main() -> None:
         with pcclip_server(args) as ours, infinity_server(args, hf_dir) as peer:
             targets = [pcclip_target(ours.url), Target("infinity", peer.url, "/embeddings", openai_body(SERVED_NAME))]
             check_answers(targets, kinds, Payloads(photos(1)), model["embed_dim"])
-            measure(targets, kinds, levels, args)
+            measure(targets, kinds, levels, args, [ours.pid, peer.pid])
             memory = {"pcclip": ours.rss_bytes() >> 20, "infinity": peer.rss_bytes() >> 20}
     pcclip, infinity = targets
     print(json.dumps({

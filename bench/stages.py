@@ -32,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from a checkout, installed or not
-from bench.peer_load import Payloads, Target, drive, native_body, photos  # noqa: E402
+from bench.peer_load import Payloads, Target, drive, native_body, photos, process_cpu_s  # noqa: E402
 from quality.server import loopback_server  # noqa: E402
 
 # py-spy frame prefixes → stage; a sample goes to the stage of its deepest matching frame.
@@ -122,11 +122,6 @@ def stage_costs(args: argparse.Namespace, images: list[str]) -> dict[str, float]
 
 
 # --- 2./3. the served request --------------------------------------------------------------
-
-
-def process_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def served(args: argparse.Namespace, images: list[str]) -> dict:
