@@ -32,8 +32,11 @@ from typing import Literal, Protocol
 import torch
 
 from app.errors import NotReady, Overloaded
+from app.memory import release_free_memory_soon
 
 log = logging.getLogger(__name__)
+
+TRIM_AFTER_PIXELS = 64 * 2**20  # pixels decoded before a drained budget gives free memory back (7 s of photos at 30/s)
 
 Kind = Literal["pixels", "text"]
 
@@ -65,14 +68,27 @@ class PixelBudget:
     and gives back each image's share as soon as that image has become the model's input; what
     is left is given back on exit, also when the request fails. Beyond the limit it is refused
     with `Overloaded` (→ 429) before decoding. Thread-safe: requests decode in worker threads.
+
+    When the last request decoding exits and at least `trim_after` pixels were held since the
+    last time, it calls `trim` (`app.memory.release_free_memory_soon`): the memory of the decoded
+    images goes back to the operating system after a burst.
     """
 
-    def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        limit: int,
+        clock: Callable[[], float] = time.monotonic,
+        trim_after: int = TRIM_AFTER_PIXELS,
+        trim: Callable[[], object] = release_free_memory_soon,
+    ) -> None:
         self.limit = limit
         self._clock = clock
         self._held = 0
         self._lock = threading.Lock()
         self._seconds_per_pixel = 2e-8  # running estimate of decoding one pixel, for Retry-After
+        self._trim_after = trim_after
+        self._trim = trim
+        self._held_since_trim = 0  # pixels held since `trim` last ran
 
     @property
     def held(self) -> int:
@@ -90,6 +106,7 @@ class PixelBudget:
                     retry_after=(self._held + count - self.limit) * self._seconds_per_pixel,
                 )
             self._held += count
+            self._held_since_trim += count
         left, since = count, self._clock()
 
         def release(pixels: int) -> None:
@@ -106,6 +123,11 @@ class PixelBudget:
         finally:
             with self._lock:
                 self._held -= left
+                drained = self._held == 0 and self._held_since_trim >= self._trim_after
+                if drained:
+                    self._held_since_trim = 0
+            if drained:
+                self._trim()
 
 
 @dataclass
@@ -123,6 +145,7 @@ class MicroBatcher:
         encoder: BatchEncoder,
         *,
         max_batch: int = 64,
+        image_chunk: int | None = None,
         max_wait_ms: float = 2.0,
         queue_limit: int = 1024,
         pixels_in_flight: int = 67_108_864,
@@ -131,6 +154,7 @@ class MicroBatcher:
     ) -> None:
         self.encoder = encoder
         self.max_batch = max_batch
+        self.image_chunk = image_chunk or max_batch  # images per forward call
         self.max_wait = max_wait_ms / 1000.0
         self.patience = patience
         self.queue_limit = queue_limit
@@ -314,7 +338,7 @@ class MicroBatcher:
     def _encode(self, kind: Kind, items: torch.Tensor | list[str]) -> torch.Tensor:
         try:
             if kind == "pixels" and isinstance(items, torch.Tensor):
-                return self.encoder.encode_pixels(items, batch_size=self.max_batch)
+                return self.encoder.encode_pixels(items, batch_size=self.image_chunk)
             if kind == "text" and isinstance(items, list):
                 return self.encoder.encode_texts(items, batch_size=self.max_batch)
             raise TypeError(f"a {kind!r} job cannot hold {type(items).__name__} items")

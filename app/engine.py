@@ -26,6 +26,8 @@ from models import Encoder, create_model
 
 log = logging.getLogger(__name__)
 
+CPU_IMAGE_CHUNK = 32  # images per forward call on the CPU, unless set (see `Settings.image_chunk`)
+
 Loader = Callable[[Settings], Encoder]
 BatchObserver = Callable[[Kind, int, float], None]
 
@@ -102,6 +104,7 @@ class Engine:
         self._batcher = MicroBatcher(
             encoder,
             max_batch=settings.max_batch,
+            image_chunk=settings.image_chunk or (CPU_IMAGE_CHUNK if encoder.device.type == "cpu" else None),
             max_wait_ms=settings.max_wait_ms,
             queue_limit=settings.queue_limit,
             pixels_in_flight=settings.max_pixels_in_flight,

@@ -16,7 +16,6 @@ from app.generation.generator import PipelineLoader, generator_slot, load_sdxl
 from app.images import ImageLoader
 from app.index.serving import index_slot
 from app.limits import BodyLimitMiddleware, SchemaLimitsMiddleware
-from app.memory import return_large_blocks_to_the_os
 from app.metrics import Metrics, MetricsMiddleware
 from app.openapi import document_limits
 from app.pages import install_pages
@@ -58,7 +57,6 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        return_large_blocks_to_the_os()  # decoded images must not stay in the process after a burst
         # 1. The model: its engine, now (`encoder`) or loaded in the background
         model = engine_slot(settings, images, encoder=encoder, loader=loader, on_batch=metrics.observe_batch)
         metrics.track_queue(lambda: engine.health().queue_depth if (engine := model.value) else 0)

@@ -98,6 +98,14 @@ class Settings(BaseSettings):
 
     # --- batching --------------------------------------------------------------------------
     max_batch: int = Field(64, ge=1, description="Most items (images or texts) merged into one forward pass.")
+    image_chunk: int | None = Field(
+        None,
+        ge=1,
+        description="Most images one forward call computes; a larger batch runs in parts of this size, one after "
+        "another. Unset: 32 on the CPU, where a part's activations then stay within what malloc reuses instead of "
+        "mapping and faulting them in anew at every layer (ViT-B-32 on 2 cores: 30.6 against 34.0 ms per image "
+        "at 64), the whole batch on a GPU.",
+    )
     max_wait_ms: float = Field(
         2.0,
         ge=0,

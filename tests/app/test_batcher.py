@@ -20,6 +20,7 @@ class GatedEncoder:
         self.gate.set()
         self.entered = threading.Event()
         self.calls: list[tuple[str, int]] = []
+        self.chunks: list[int] = []  # the batch_size of each encode_pixels call
 
     def _run(self, kind: str, values: list[float]) -> torch.Tensor:
         self.entered.set()
@@ -30,6 +31,7 @@ class GatedEncoder:
         return torch.tensor([[v, float(len(values))] for v in values])
 
     def encode_pixels(self, pixels: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        self.chunks.append(batch_size)
         return self._run("pixels", pixels[:, 0, 0, 0].tolist())
 
     def encode_texts(self, texts, batch_size: int = 256) -> torch.Tensor:
@@ -225,6 +227,27 @@ def test_a_failed_request_gives_its_pixels_back_and_an_empty_budget_admits_any_r
     with budget.hold(5000):  # larger than the budget, but nothing else is decoding
         assert budget.held == 5000
     assert budget.held == 0
+
+
+def test_the_last_request_to_finish_decoding_after_a_burst_releases_free_memory():
+    trims = []
+    budget = PixelBudget(1000, trim_after=500, trim=lambda: trims.append(budget.held))
+    with budget.hold(300), budget.hold(300):
+        pass  # the inner one exits while the outer still decodes: no trim yet
+    assert trims == [0]  # once, with nothing held
+    with budget.hold(400):
+        pass
+    assert trims == [0]  # 400 pixels since the last trim: not a burst
+    with pytest.raises(ValueError), budget.hold(200):
+        raise ValueError("images[0]: corrupt image data")  # a failed request's pixels count too
+    assert trims == [0, 0]
+
+
+def test_images_run_in_forward_calls_of_image_chunk(encoder):
+    assert make(encoder).image_chunk == 8  # max_batch by default
+    batcher = make(encoder, image_chunk=3)
+    batcher.submit("pixels", pixels(1, 2, 3, 4, 5)).result(5)
+    assert encoder.chunks == [3]
 
 
 def test_a_job_with_non_finite_rows_fails_alone():
