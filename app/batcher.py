@@ -18,7 +18,6 @@ decoded pixels of the requests still turning images into tensors are bounded too
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -32,6 +31,7 @@ from typing import Literal, Protocol
 import torch
 
 from app.errors import NotReady, Overloaded
+from app.hangup import answer
 from app.memory import release_free_memory_soon
 
 log = logging.getLogger(__name__)
@@ -178,13 +178,14 @@ class MicroBatcher:
     async def encode_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) preprocessed pixels → (N, D) float32, L2-normalized.
 
-        Raises `Overloaded` when the queue is full, `NotReady` after `close`.
+        Raises `Overloaded` when the queue is full, `NotReady` after `close`, `ClientGone` when the
+        client of the request being served hangs up first (`app.hangup`: its job is dropped).
         """
-        return await asyncio.wrap_future(self.submit("pixels", pixels))
+        return await answer(self.submit("pixels", pixels))
 
     async def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         """N texts → (N, D) float32, L2-normalized."""
-        return await asyncio.wrap_future(self.submit("text", list(texts)))
+        return await answer(self.submit("text", list(texts)))
 
     @contextmanager
     def admit(self, count: int) -> Iterator[None]:

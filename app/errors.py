@@ -73,6 +73,10 @@ class StorageFull(ServiceError):
     """The server's disk is full: the write was refused and nothing of it was kept (→ 507)."""
 
 
+class ClientGone(ServiceError):
+    """The client hung up before its answer began (→ 499, as nginx logs it; sent to nobody)."""
+
+
 STATUS: dict[type[ServiceError], int] = {
     InvalidInput: 422,
     TooLarge: 413,
@@ -82,6 +86,7 @@ STATUS: dict[type[ServiceError], int] = {
     NotFound: 404,
     Unavailable: 503,
     StorageFull: 507,
+    ClientGone: 499,
 }
 
 

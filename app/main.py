@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from app.engine import Loader, engine_slot, load_encoder
 from app.errors import install_error_handlers
 from app.generation.generator import PipelineLoader, generator_slot, load_sdxl
+from app.hangup import HangUpMiddleware
 from app.images import ImageLoader
 from app.index.serving import index_slot
 from app.limits import BodyLimitMiddleware, SchemaLimitsMiddleware
@@ -99,6 +100,7 @@ def create_app(
 def _install_middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
     # Outermost first on the way in: count everything, then refuse oversized bodies.
     app.add_middleware(SchemaLimitsMiddleware, settings=settings)
+    app.add_middleware(HangUpMiddleware)  # watches the channel once BodyLimitMiddleware has read the body
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     if settings.cors_origin_list:  # outermost: a browser's preflight is answered before any other check
