@@ -2,7 +2,7 @@
 
 A `Target` is one server's URL, path and request body; `load` drives it for one turn with wrk
 (`bench/wrk.py`) or with an asynchronous httpx client, and returns a `Turn`, which adds up over
-the rounds of one level and summarises as requests/s, p50/p99 latency and errors.
+the rounds of one level and summarises as requests/s (counted, and closed-loop), latency and errors.
 
 Between a turn's warm-up and its counted part, `settle` waits until the servers are idle: a
 server goes on computing the answers of requests whose client has left (wrk drops its
@@ -91,6 +91,16 @@ class Payloads:
 
 @dataclass
 class Turn:
+    """One server's counted requests at one level, over one or more turns.
+
+    Two throughputs: `rps`, the answers that came within the turns, and `rps_closed_loop`,
+    concurrency ÷ mean latency (Little's law for clients that send again as soon as answered).
+    They agree unless the server answers in waves: 64 clients answered 64 at a time every ~2.5 s
+    finish 5 or 6 waves in a 14 s turn, so `rps` moves by a sixth with the phase; the closed-loop
+    rate does not.
+    """
+
+    concurrency: int = 0
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     first_error: str = ""
@@ -99,6 +109,7 @@ class Turn:
     wrk_turns: list[dict] = field(default_factory=list)  # wrk's figures per turn (it keeps no latencies)
 
     def add(self, other: Turn) -> None:
+        self.concurrency = self.concurrency or other.concurrency
         self.latencies += other.latencies
         self.errors += other.errors
         self.first_error = self.first_error or other.first_error
@@ -108,26 +119,33 @@ class Turn:
 
     def summary(self) -> dict:
         ok = len(self.latencies) + sum(turn["ok"] for turn in self.wrk_turns)
+        latency = self._latency()
+        mean_ms = latency["mean_ms"]
         return {
             "rps": round(ok / self.seconds, 2) if self.seconds else 0.0,
-            **self._percentiles(),
+            "rps_closed_loop": round(1000 * self.concurrency / mean_ms, 2) if mean_ms else None,
+            **latency,
             "ok": ok,
             "errors": self.errors + sum(turn["failed"] for turn in self.wrk_turns),
             "settled_s": round(self.settled_s, 1),
             **({"first_error": self.first_error[:200]} if self.first_error else {}),
         }
 
-    def _percentiles(self) -> dict:
+    def _latency(self) -> dict:
+        """Mean, p50 and p99 in ms; over wrk's turns, the request-weighted mean of each."""
         if self.wrk_turns:
             total = sum(turn["requests"] for turn in self.wrk_turns)
             return {
                 f"{q}_ms": round(sum(turn[f"{q}_ms"] * turn["requests"] for turn in self.wrk_turns) / total, 1)
-                for q in ("p50", "p99")
+                if total
+                else None
+                for q in ("mean", "p50", "p99")
             }
         ordered = sorted(self.latencies)
         if not ordered:
-            return {"p50_ms": None, "p99_ms": None}
+            return {"mean_ms": None, "p50_ms": None, "p99_ms": None}
         return {
+            "mean_ms": round(1000 * statistics.fmean(ordered), 1),
             "p50_ms": round(1000 * statistics.median(ordered), 1),
             "p99_ms": round(1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1),
         }
@@ -148,7 +166,7 @@ async def drive(
     Counted: the requests that complete within `seconds` of the start; those still in flight then
     are awaited (so the next turn starts on an idle machine) but not counted.
     """
-    turn = Turn(seconds=seconds)
+    turn = Turn(concurrency=concurrency, seconds=seconds)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     headers = {"content-type": "application/json"}
     async with httpx.AsyncClient(base_url=target.url, timeout=600, limits=limits) as client:
@@ -200,7 +218,7 @@ def drive_wrk(
     if kind == "text" and figures["requests"] > count:
         raise RuntimeError(f"{target.name} answered {figures['requests']} texts, more than the {count} drawn")
     first_error = f"{figures['failed']} failed requests (wrk keeps no bodies)" if figures["failed"] else ""
-    return Turn(seconds=seconds, settled_s=settled_s, wrk_turns=[figures], first_error=first_error)
+    return Turn(concurrency, seconds=seconds, settled_s=settled_s, wrk_turns=[figures], first_error=first_error)
 
 
 def load(

@@ -10,8 +10,10 @@
    process: one 640×480 JPEG photo (skimage.data, re-encoded, ~70 kB) or one short caption (never
    repeated: no cache helps either server) per request, at each concurrency, bounded in time. The
    servers take turns (A B B A …) so that the load other processes put on the machine falls on
-   both alike. With wrk, a level's p50/p99 is the request-weighted mean of its turns' percentiles.
-4. Prints one JSON line: requests/s, p50/p99 latency and errors per server, kind and concurrency,
+   both alike. With wrk, a level's mean/p50/p99 is the request-weighted mean of its turns'.
+4. Prints one JSON line: requests/s (the answers counted within the turns, and the closed-loop
+   rate, concurrency ÷ mean latency, which answers in whole batches do not quantize: see
+   `bench.peer_load.Turn`), mean/p50/p99 latency and errors per server, kind and concurrency,
    and the ratios pcclip / infinity.
 
 pcclip is driven through `/v1/embeddings` (infinity's and OpenAI's protocol) when its OpenAPI
@@ -234,7 +236,7 @@ def measure(
 
     for kind in kinds:
         for concurrency in levels:
-            turns = {target.name: Turn() for target in targets}
+            turns = {target.name: Turn(concurrency) for target in targets}
             for round_ in range(args.rounds):
                 for target in targets if round_ % 2 == 0 else targets[::-1]:
                     turns[target.name].add(load(args.client, target, kind, concurrency, args.seconds, payloads, settle))
@@ -251,6 +253,8 @@ def ratios(ours: dict, peer: dict) -> dict:
         theirs = peer[key]
         if theirs["rps"] and mine["rps"]:
             out[f"{key}_throughput"] = round(mine["rps"] / theirs["rps"], 3)
+        if theirs["rps_closed_loop"] and mine["rps_closed_loop"]:
+            out[f"{key}_throughput_closed_loop"] = round(mine["rps_closed_loop"] / theirs["rps_closed_loop"], 3)
         if theirs["p99_ms"] and mine["p99_ms"]:
             out[f"{key}_p99"] = round(mine["p99_ms"] / theirs["p99_ms"], 3)
     return out

@@ -49,15 +49,17 @@ def script_text(path: str, bodies: list[str]) -> str:
 
 
 def figures(report: str) -> dict:
-    """From wrk's --latency report: requests/s, p50 and p99 (ms), `requests` (answered, any
-    status), `ok` (answered 2xx) and `failed` (answered otherwise, or lost to a socket error or
-    timeout, which wrk does not count among its requests)."""
+    """From wrk's --latency report: requests/s, mean, p50 and p99 latency (ms), `requests`
+    (answered, any status), `ok` (answered 2xx) and `failed` (answered otherwise, or lost to a
+    socket error or timeout, which wrk does not count among its requests)."""
     out: dict[str, float] = {}
     non_2xx = socket_errors = 0
     for line in report.splitlines():
         parts = line.split()
         if parts[:1] == ["Requests/sec:"]:
             out["rps"] = float(parts[1])
+        elif parts[:1] == ["Latency"] and parts[1] != "Distribution":  # thread stats: avg, stdev, max
+            out["mean_ms"] = _milliseconds(parts[1])
         elif parts[:1] in (["50%"], ["99%"]):
             out[f"p{parts[0][:-1]}_ms"] = _milliseconds(parts[1])
         elif "requests in" in line:
@@ -66,7 +68,7 @@ def figures(report: str) -> dict:
             non_2xx = int(parts[-1])
         elif line.strip().startswith("Socket errors:"):  # "connect 0, read 0, write 0, timeout 2"
             socket_errors = sum(int(word.rstrip(",")) for word in parts[3::2])
-    missing = {"rps", "p50_ms", "p99_ms", "requests"} - out.keys()
+    missing = {"rps", "mean_ms", "p50_ms", "p99_ms", "requests"} - out.keys()
     if missing:
         raise RuntimeError(f"wrk's report lacks {sorted(missing)}:\n{report}")
     return out | {"ok": out["requests"] - non_2xx, "failed": non_2xx + socket_errors}
