@@ -154,7 +154,7 @@ class MicroBatcher:
     ) -> None:
         self.encoder = encoder
         self.max_batch = max_batch
-        self.image_chunk = image_chunk or max_batch  # images per forward call
+        self.image_chunk = min(image_chunk or max_batch, max_batch)  # images per forward call
         self.max_wait = max_wait_ms / 1000.0
         self.patience = patience
         self.queue_limit = queue_limit

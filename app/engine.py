@@ -26,7 +26,8 @@ from models import Encoder, create_model
 
 log = logging.getLogger(__name__)
 
-CPU_IMAGE_CHUNK = 32  # images per forward call on the CPU, unless set (see `Settings.image_chunk`)
+MALLOC_REUSE_BYTES = 32 * 2**20  # glibc's highest mmap threshold (64-bit): a larger block is mapped anew at each use
+CPU_IMAGE_CHUNK = 32  # images per forward call on the CPU when the image tower's activations are not known
 
 Loader = Callable[[Settings], Encoder]
 BatchObserver = Callable[[Kind, int, float], None]
@@ -47,6 +48,19 @@ def load_encoder(settings: Settings) -> Encoder:
     gc.collect()
     gc.freeze()
     return encoder
+
+
+def cpu_image_chunk(encoder: Encoder) -> int:
+    """Images per forward call on the CPU: the largest power of two whose largest activation fits
+    within glibc's mmap threshold, so that malloc reuses each layer's memory across layers and
+    passes instead of mapping it and faulting it in anew (ViT-B-16 on 2 cores: 141–146 ms per image
+    in calls of 8, 150 in calls of 4, 171–175 in calls of 32 with ~30,000 page faults per image).
+    ViT-B-32: 32; ViT-B-16: 8; ViT-L-14: 4."""
+    per_image = encoder.image_activation_bytes()
+    if not per_image:
+        return CPU_IMAGE_CHUNK
+    fitting = max(1, MALLOC_REUSE_BYTES // per_image)
+    return 1 << (fitting.bit_length() - 1)
 
 
 class TextCache:
@@ -104,13 +118,14 @@ class Engine:
         self._batcher = MicroBatcher(
             encoder,
             max_batch=settings.max_batch,
-            image_chunk=settings.image_chunk or (CPU_IMAGE_CHUNK if encoder.device.type == "cpu" else None),
+            image_chunk=settings.image_chunk or (cpu_image_chunk(encoder) if encoder.device.type == "cpu" else None),
             max_wait_ms=settings.max_wait_ms,
             queue_limit=settings.queue_limit,
             pixels_in_flight=settings.max_pixels_in_flight,
             patience=settings.batch_patience,
             on_batch=on_batch,
         )
+        log.info("images run in forward calls of up to %d (PCCLIP_IMAGE_CHUNK)", self._batcher.image_chunk)
         self.loaded_at = time.time()  # Unix time
 
     # --- the model ---------------------------------------------------------------------------

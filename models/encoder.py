@@ -108,6 +108,30 @@ class Encoder:
             return size
         return max(size) if isinstance(size, (tuple, list)) and size else None
 
+    @torch.inference_mode()
+    def image_activation_bytes(self) -> int | None:
+        """The largest tensor a layer of the image tower outputs for one image, in bytes (for a ViT,
+        its MLP's hidden activation: tokens × 4 × width); None when the tower does not say its
+        input side. Runs the eager tower once on a blank image."""
+        side = self.input_side
+        if not side:
+            return None
+        largest = 0
+
+        def note(module: torch.nn.Module, inputs: Any, output: Any) -> None:
+            nonlocal largest
+            for tensor in output if isinstance(output, (tuple, list)) else (output,):
+                if isinstance(tensor, torch.Tensor):
+                    largest = max(largest, tensor.numel() * tensor.element_size())
+
+        hooks = [module.register_forward_hook(note) for module in self.model.visual.modules()]
+        try:
+            self.model.visual(torch.zeros(1, 3, side, side, device=self.device, dtype=self.dtype))
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return largest
+
     def info(self) -> dict[str, Any]:
         return {
             "spec": self.spec,

@@ -1,9 +1,12 @@
+import open_clip
 import pytest
 import torch
+from open_clip.transform import image_transform
 from PIL import Image, ImageDraw
 
-from models import create_model
+from models import Encoder, create_model
 from models.encoder import resolve_device, resolve_precision
+from models.generation.tiny import tiny_text_cfg
 from models.geometry import normalize
 
 
@@ -157,3 +160,23 @@ def test_the_text_tower_sees_only_the_longest_text_of_the_batch(text_encoder):
     assert longest < tokens.shape[1]
     assert token_lengths_seen(text_encoder, SHORT_TEXTS) == [longest]
     assert token_lengths_seen(text_encoder, ["dog", LONG_TEXT], batch_size=1) == [3, tokens.shape[1]]
+
+
+def small_vit_encoder(image_size: int, patch_size: int, width: int) -> Encoder:
+    vision = {"image_size": image_size, "layers": 1, "width": width, "patch_size": patch_size, "head_width": 16}
+    model = open_clip.CLIP(embed_dim=24, vision_cfg=vision, text_cfg=tiny_text_cfg()).eval()
+    return Encoder(
+        model=model, preprocess=image_transform(image_size, is_train=False), tokenizer=open_clip.SimpleTokenizer(),
+        spec="test-vit", fingerprint="v" * 64, device=torch.device("cpu"), dtype=torch.float32,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("image_size", "patch_size", "width"), [(64, 16, 32), (64, 8, 48)])
+def test_a_vits_largest_activation_is_its_mlp_hidden_layer(image_size, patch_size, width):
+    tokens = (image_size // patch_size) ** 2 + 1  # the patches and the class token
+    encoder = small_vit_encoder(image_size, patch_size, width)
+    assert encoder.image_activation_bytes() == tokens * 4 * width * 4  # MLP ratio 4, float32
+
+
+def test_the_largest_activation_of_the_shipped_convolutional_tower(encoder):
+    assert encoder.image_activation_bytes() == 16 * 32 * 32 * 4  # its stem: 16 channels at half the 64-pixel side
